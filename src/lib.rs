@@ -1,0 +1,28 @@
+//! listkeeper: a mailing-list manager that runs as an LMTP sidecar to an existing MTA.
+//!
+//! # Layout
+//! Modules in the order a post flows through them:
+//!
+//! - [`config`]   global file and one TOML file per list -> validated, shared `Config` / `ListConfig`
+//! - [`address`]  strict parsing and normalisation of mail addresses
+//! - [`registry`] the live set of lists (swapped atomically on reload; broken files disable one list)
+//! - [`lmtp`]     RFC 2033 server: I/O-free replies, the `Session<S>` state machine, the listeners
+//! - [`route`]    recipient address -> (list, role)
+//! - [`pipeline`] per-role handling: classify (loops, posting policy), decorate, fan-out, owner
+//! - [`reinject`] SMTP client connections and the pool of parallel infeeds into the MTA
+//! - [`store`]    the embedded redb store: members and the fan-out journal
+//! - [`control`]  a local control socket so the CLI can change the store of a running server
+//! - [`server`]   wires it all together: listeners, signals, reload, graceful shutdown
+//! - [`cli`]      the `listkeeper` command line
+
+pub mod address;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod lmtp;
+pub mod pipeline;
+pub mod registry;
+pub mod reinject;
+pub mod route;
+pub mod server;
+pub mod store;

@@ -1,0 +1,1 @@
+//! recipient address -> (list, role).
