@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit/integration tests, then the end-to-end test
+# against a private Postfix instance (tests/e2e/postfix.sh; needs root, installs Postfix).
+# Stops at the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! command -v python3 >/dev/null; then
+    step "installing python3 (needed by the end-to-end test)"
+    [[ $EUID -eq 0 ]] || { echo "python3 is missing and we are not root" >&2; exit 1; }
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3 >/dev/null
+fi
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo test"
+cargo test
+
+step "end-to-end: Postfix + listkeeper (tests/e2e/postfix.sh)"
+bash tests/e2e/postfix.sh
+
+step "all tests passed"

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Small SMTP client and Maildir checker for tests/e2e/postfix.sh (standard library only).
+
+Subcommands:
+  freeports N                      print N free TCP ports on 127.0.0.1
+  send --port P --sender S --to R [--to R...] --subject S [--size BYTES]
+                                   submit one message; print the submission time (epoch seconds)
+  probe --port P --sender S --rcpt R [--xverp yes|no]
+                                   EHLO, MAIL FROM (with XVERP), RCPT TO, RSET: all must be accepted
+                                   and XVERP must (yes) or must not (no) be offered
+  wait --base DIR --users U [--users-file F] --token T [--count N] [--timeout S] [--since T0]
+                                   poll until every user's Maildir holds >= N messages containing T
+                                   (N = 1 by default); with --since, print the end-to-end time to
+                                   the last delivery (newest file mtime - T0)
+  verify --base DIR --users U --token T --exact N [header/body checks]
+                                   every user's Maildir holds exactly N messages containing T,
+                                   and each of them passes the checks
+A user is the local part of USER@members.test; its Maildir is DIR/members.test/USER/.
+"""
+
+import argparse
+import email
+import email.policy
+import email.utils
+import os
+import smtplib
+import socket
+import sys
+import time
+from email.message import EmailMessage
+
+MEMBER_DOMAIN = "members.test"
+
+
+def die(msg):
+    print(f"mailtool: FAIL: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def cmd_freeports(args):
+    socks = []
+    for _ in range(args.n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    print(" ".join(str(s.getsockname()[1]) for s in socks))
+    for s in socks:
+        s.close()
+
+
+def cmd_send(args):
+    msg = EmailMessage()
+    msg["From"] = args.sender
+    msg["To"] = ", ".join(args.to)
+    msg["Subject"] = args.subject
+    msg["Message-ID"] = email.utils.make_msgid(domain="e2e.members.test")
+    msg["Date"] = email.utils.formatdate(localtime=True)
+    body = f"Hello list, this is {args.subject}.\n"
+    if args.size:
+        line = "The quick brown fox jumps over the lazy dog, again and again and again.\n"
+        while len(body) < args.size:
+            body += line
+        body = body[: args.size - 1] + "\n"
+    msg.set_content(body, cte="7bit")
+    t0 = time.time()
+    try:
+        with smtplib.SMTP("127.0.0.1", args.port, local_hostname="client.members.test", timeout=30) as s:
+            refused = s.send_message(msg, from_addr=args.sender, to_addrs=args.to)
+    except smtplib.SMTPException as e:
+        die(f"submission of {args.subject!r} failed: {e!r}")
+    if refused:
+        die(f"recipients refused at submission: {refused}")
+    print(f"{t0:.6f}")
+
+
+def cmd_probe(args):
+    with smtplib.SMTP("127.0.0.1", args.port, local_hostname="listkeeper.test", timeout=30) as s:
+        s.ehlo()
+        offered = s.has_extn("xverp")
+        if offered != (args.xverp == "yes"):
+            die(f"port {args.port}: XVERP {'not ' if not offered else ''}offered, expected {args.xverp}")
+        code, reply = s.mail(args.sender, ["XVERP"] if offered else [])
+        if code != 250:
+            die(f"port {args.port}: MAIL FROM:<{args.sender}> answered {code} {reply!r}")
+        code, reply = s.rcpt(args.rcpt)
+        if code != 250:
+            die(f"port {args.port}: RCPT TO:<{args.rcpt}> answered {code} {reply!r}")
+        s.rset()
+
+
+def read_users(args):
+    users = list(args.users or [])
+    if args.users_file:
+        with open(args.users_file) as f:
+            users += [ln.strip().split("@")[0] for ln in f if ln.strip()]
+    if not users:
+        die("no users given")
+    return users
+
+
+def maildir_files(base, user):
+    root = os.path.join(base, MEMBER_DOMAIN, user)
+    out = []
+    for sub in ("new", "cur"):
+        try:
+            with os.scandir(os.path.join(root, sub)) as it:
+                out += [e.path for e in it if e.is_file()]
+        except FileNotFoundError:
+            pass
+    return out
+
+
+class Matcher:
+    """Caches which Maildir files contain the token (delivered files never change)."""
+
+    def __init__(self, token):
+        self.token = token.encode()
+        self.seen = {}
+
+    def matches(self, base, user):
+        hits = []
+        for path in maildir_files(base, user):
+            hit = self.seen.get(path)
+            if hit is None:
+                try:
+                    with open(path, "rb") as f:
+                        hit = self.token in f.read()
+                except FileNotFoundError:  # moved from new/ to cur/ meanwhile
+                    continue
+                self.seen[path] = hit
+            if hit:
+                hits.append(path)
+        return hits
+
+
+def cmd_wait(args):
+    users = read_users(args)
+    m = Matcher(args.token)
+    deadline = time.time() + args.timeout
+    pending = set(users)
+    found = {}
+    while True:
+        for u in list(pending):
+            hits = m.matches(args.base, u)
+            if len(hits) >= args.count:
+                found[u] = hits
+                pending.discard(u)
+        if not pending:
+            break
+        if time.time() > deadline:
+            sample = ", ".join(sorted(pending)[:10])
+            die(
+                f"timeout after {args.timeout:.0f} s: {len(pending)} of {len(users)} Maildirs "
+                f"lack {args.count} message(s) containing {args.token!r} (e.g. {sample})"
+            )
+        time.sleep(0.1)
+    if args.since:
+        last = max(os.stat(p).st_mtime for hits in found.values() for p in hits)
+        print(f"{last - args.since:.2f}")
+
+
+def cmd_verify(args):
+    users = read_users(args)
+    m = Matcher(args.token)
+    problems = []
+    for u in users:
+        hits = m.matches(args.base, u)
+        if len(hits) != args.exact:
+            problems.append(f"{u}@{MEMBER_DOMAIN}: {len(hits)} messages containing {args.token!r}, expected {args.exact}")
+            continue
+        for path in hits:
+            with open(path, "rb") as f:
+                msg = email.message_from_binary_file(f, policy=email.policy.default)
+            where = f"{u}@{MEMBER_DOMAIN} ({path})"
+            for spec in args.header_contains:
+                name, _, want = spec.partition(":")
+                values = [str(v) for v in msg.get_all(name, [])]
+                if not any(want in v for v in values):
+                    problems.append(f"{where}: header {name!r} = {values!r} does not contain {want!r}")
+            if args.return_path is not None:
+                rp = [str(v).strip() for v in msg.get_all("Return-Path", [])]
+                if rp != [f"<{args.return_path}>"]:
+                    problems.append(f"{where}: Return-Path {rp!r}, expected ['<{args.return_path}>']")
+            if args.subject_prefix is not None:
+                subj = str(msg.get("Subject", ""))
+                if not subj.startswith(args.subject_prefix + " "):
+                    problems.append(f"{where}: Subject {subj!r} does not start with {args.subject_prefix!r}")
+                if subj.count(args.subject_prefix) != 1:
+                    problems.append(f"{where}: Subject {subj!r} carries the prefix more than once")
+            if args.body_contains:
+                texts = []
+                for part in msg.walk():
+                    if part.get_content_maintype() == "text":
+                        texts.append(part.get_content())
+                body = "\n".join(texts)
+                for want in args.body_contains:
+                    if want not in body:
+                        problems.append(f"{where}: body does not contain {want!r}")
+    if problems:
+        for p in problems[:20]:
+            print(f"mailtool: {p}", file=sys.stderr)
+        if len(problems) > 20:
+            print(f"mailtool: ... and {len(problems) - 20} more", file=sys.stderr)
+        die(f"{len(problems)} problem(s) in {len(users)} Maildirs")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("freeports")
+    s.add_argument("n", type=int)
+    s.set_defaults(fn=cmd_freeports)
+
+    s = sub.add_parser("send")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--sender", required=True)
+    s.add_argument("--to", action="append", required=True)
+    s.add_argument("--subject", required=True)
+    s.add_argument("--size", type=int, default=0)
+    s.set_defaults(fn=cmd_send)
+
+    s = sub.add_parser("probe")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--sender", required=True)
+    s.add_argument("--rcpt", required=True)
+    s.add_argument("--xverp", choices=["yes", "no"], required=True)
+    s.set_defaults(fn=cmd_probe)
+
+    for name, fn in (("wait", cmd_wait), ("verify", cmd_verify)):
+        s = sub.add_parser(name)
+        s.add_argument("--base", required=True)
+        s.add_argument("--users", nargs="*")
+        s.add_argument("--users-file")
+        s.add_argument("--token", required=True)
+        s.set_defaults(fn=fn)
+    w = sub.choices["wait"]
+    w.add_argument("--count", type=int, default=1)
+    w.add_argument("--timeout", type=float, default=60)
+    w.add_argument("--since", type=float)
+    v = sub.choices["verify"]
+    v.add_argument("--exact", type=int, required=True)
+    v.add_argument("--header-contains", action="append", default=[], metavar="NAME:TEXT")
+    v.add_argument("--return-path")
+    v.add_argument("--subject-prefix")
+    v.add_argument("--body-contains", action="append", default=[])
+
+    args = p.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
