@@ -1,1 +1,219 @@
-//! Control socket.
+//! The control socket: how the CLI changes the store while a server holds it open.
+//!
+//! The store file can be open in one process only, so `listkeeper members ...` talks to the
+//! running server over a unix socket (mode 0600, so only the server's user may use it) with a
+//! line protocol:
+//!
+//! ```text
+//! C: add LIST            C: remove LIST          C: list LIST        C: count LIST
+//! C: address lines...    C: address lines...     S: addresses...     S: ok N
+//! C: .                   C: .                    S: .
+//! S: ok CHANGED UNCHANGED                        (any failure: S: err SENTENCE)
+//! ```
+//!
+//! SECURITY: trusts the local user that can open the socket (the file mode decides); every
+//! address is validated again here.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+
+use crate::address::Address;
+use crate::registry::Registry;
+use crate::store::{AddOutcome, Store, StoreError};
+
+/// Addresses per store transaction during an import.
+const CHUNK: usize = 10_000;
+
+/// Serve the control socket until shutdown.
+pub async fn serve(path: &Path, store: Store, registry: watch::Receiver<Arc<Registry>>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+    crate::lmtp::listener::remove_stale_socket(path)?;
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    loop {
+        tokio::select! {
+            r = listener.accept() => {
+                let Ok((stream, _)) = r else { continue };
+                let (store, registry) = (store.clone(), registry.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = handle(stream, store, registry).await {
+                        tracing::warn!(error = %e, "control connection failed");
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+async fn handle(stream: tokio::net::UnixStream, store: Store, registry: watch::Receiver<Arc<Registry>>) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(r).lines();
+    let Some(first) = lines.next_line().await? else {
+        return Ok(());
+    };
+    let (verb, list) = first.split_once(' ').unwrap_or((first.as_str(), ""));
+    let reg = registry.borrow().clone();
+    let Some(list) = reg.find(list) else {
+        let msg = format!("err no active list {list:?} is configured\n");
+        return w.write_all(msg.as_bytes()).await;
+    };
+    let key = list.key();
+    let reply = match verb {
+        "add" | "remove" => {
+            let mut total = AddOutcome::default();
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let mut error = None;
+            while let Some(line) = lines.next_line().await? {
+                if line == "." {
+                    break;
+                }
+                match Address::parse(&line) {
+                    Ok(a) => chunk.push(a),
+                    Err(e) => error = error.or(Some(format!("{line:?}: {e}"))),
+                }
+                if chunk.len() >= CHUNK && error.is_none() {
+                    let r = apply(&store, &key, verb, std::mem::take(&mut chunk)).await;
+                    match r {
+                        Ok(o) => add(&mut total, o),
+                        Err(e) => error = Some(e.to_string()),
+                    }
+                }
+            }
+            if error.is_none() && !chunk.is_empty() {
+                match apply(&store, &key, verb, chunk).await {
+                    Ok(o) => add(&mut total, o),
+                    Err(e) => error = Some(e.to_string()),
+                }
+            }
+            match error {
+                Some(e) => format!("err {e}\n"),
+                None => {
+                    tracing::info!(list = %key, action = verb, changed = total.changed, unchanged = total.unchanged, "members changed");
+                    format!("ok {} {}\n", total.changed, total.unchanged)
+                }
+            }
+        }
+        "list" => {
+            let mut after: Option<String> = None;
+            loop {
+                let (s, k, a) = (store.clone(), key.clone(), after.clone());
+                let batch = tokio::task::spawn_blocking(move || s.members_after(&k, a.as_deref(), CHUNK))
+                    .await
+                    .map_err(std::io::Error::other)?;
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => return w.write_all(format!("err {e}\n").as_bytes()).await,
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                let mut out = String::with_capacity(batch.len() * 32);
+                for m in &batch {
+                    out.push_str(&m.address);
+                    out.push('\n');
+                }
+                w.write_all(out.as_bytes()).await?;
+                after = batch.last().map(|m| m.key.clone());
+            }
+            ".\n".to_string()
+        }
+        "count" => {
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.member_count(&key)).await.map_err(std::io::Error::other)? {
+                Ok(n) => format!("ok {n}\n"),
+                Err(e) => format!("err {e}\n"),
+            }
+        }
+        other => format!("err unknown control command {other:?}\n"),
+    };
+    w.write_all(reply.as_bytes()).await
+}
+
+fn add(total: &mut AddOutcome, o: AddOutcome) {
+    total.changed += o.changed;
+    total.unchanged += o.unchanged;
+}
+
+async fn apply(store: &Store, list: &str, verb: &str, addrs: Vec<Address>) -> Result<AddOutcome, StoreError> {
+    let (store, list, remove) = (store.clone(), list.to_string(), verb == "remove");
+    tokio::task::spawn_blocking(move || {
+        if remove {
+            store.remove_members(&list, &addrs)
+        } else {
+            store.add_members(&list, &addrs)
+        }
+    })
+    .await
+    .map_err(|e| StoreError::Backend(e.to_string()))?
+}
+
+/// The CLI side: a blocking client.
+pub struct ControlClient {
+    stream: std::os::unix::net::UnixStream,
+}
+
+impl ControlClient {
+    /// Connect, or `None` when no server is listening (then the CLI opens the store itself).
+    pub fn connect(path: &Path) -> Option<ControlClient> {
+        std::os::unix::net::UnixStream::connect(path).ok().map(|stream| ControlClient { stream })
+    }
+
+    /// Add or remove (`verb`) addresses; returns (changed, unchanged).
+    pub fn change(self, verb: &str, list: &str, addrs: &[Address]) -> Result<AddOutcome, String> {
+        let mut w = std::io::BufWriter::new(&self.stream);
+        let io = |e: std::io::Error| format!("control socket: {e}");
+        writeln!(w, "{verb} {list}").map_err(io)?;
+        for a in addrs {
+            writeln!(w, "{a}").map_err(io)?;
+        }
+        writeln!(w, ".").map_err(io)?;
+        w.flush().map_err(io)?;
+        drop(w);
+        let mut line = String::new();
+        BufReader::new(&self.stream).read_line(&mut line).map_err(io)?;
+        let line = line.trim_end();
+        if let Some(rest) = line.strip_prefix("ok ") {
+            let mut n = rest.split(' ').filter_map(|x| x.parse::<u64>().ok());
+            return Ok(AddOutcome { changed: n.next().unwrap_or(0), unchanged: n.next().unwrap_or(0) });
+        }
+        Err(line.strip_prefix("err ").unwrap_or(line).to_string())
+    }
+
+    /// Stream the members of `list` to `out`, one address per line.
+    pub fn list(self, list: &str, out: &mut dyn Write) -> Result<(), String> {
+        let io = |e: std::io::Error| format!("control socket: {e}");
+        (&self.stream).write_all(format!("list {list}\n").as_bytes()).map_err(io)?;
+        for line in BufReader::new(&self.stream).lines() {
+            let line = line.map_err(io)?;
+            if line == "." {
+                return Ok(());
+            }
+            if let Some(e) = line.strip_prefix("err ") {
+                return Err(e.to_string());
+            }
+            writeln!(out, "{line}").map_err(io)?;
+        }
+        Err("the server closed the control connection early".into())
+    }
+
+    /// The number of members of `list`.
+    pub fn count(self, list: &str) -> Result<u64, String> {
+        let io = |e: std::io::Error| format!("control socket: {e}");
+        (&self.stream).write_all(format!("count {list}\n").as_bytes()).map_err(io)?;
+        let mut line = String::new();
+        BufReader::new(&self.stream).read_line(&mut line).map_err(io)?;
+        let line = line.trim_end();
+        match line.strip_prefix("ok ") {
+            Some(n) => n.parse().map_err(|_| format!("bad reply {line:?}")),
+            None => Err(line.strip_prefix("err ").unwrap_or(line).to_string()),
+        }
+    }
+}

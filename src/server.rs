@@ -1,1 +1,116 @@
-//! Server wiring.
+//! `listkeeper serve`: open the store, load the lists, start the pool, the listeners and the
+//! control socket; reload lists on SIGHUP; on shutdown stop accepting, let sessions in flight
+//! finish (bounded by `server.shutdown_timeout_secs`), and return.
+//!
+//! Idle means idle: every task here waits on a socket, a signal or a channel; no timer runs.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::config::{Config, Listen};
+use crate::lmtp::listener;
+use crate::pipeline::Context;
+use crate::registry::Registry;
+use crate::reinject::Pool;
+use crate::store::{Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {listen}: {source}")]
+    Listen {
+        /// The listener.
+        listen: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Load the lists and log every problem (a broken file disables only its list).
+pub fn load_registry(config: &Config, previous: Option<&Registry>) -> Registry {
+    let reg = Registry::load(&config.server.lists_dir, config.server.recipient_delimiter, previous);
+    for e in reg.errors() {
+        tracing::error!(error = %e, "list disabled by a configuration error");
+    }
+    reg
+}
+
+/// Run until `shutdown` completes. Every message on `reload` (SIGHUP) reloads the lists.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>, mut reload: mpsc::Receiver<()>) -> Result<(), ServerError> {
+    let config = Arc::new(config);
+    let store = Store::open(&config.server.data_dir, config.store.cache_size)?;
+    let registry = Arc::new(load_registry(&config, None));
+    tracing::info!(lists = registry.active().len(), disabled = registry.errors().len(), "lists loaded");
+    let (reg_tx, reg_rx) = watch::channel(registry);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let pool = Pool::start(&config.reinject);
+    let ctx = Arc::new(Context { config: config.clone(), registry: reg_rx.clone(), store: store.clone(), pool });
+    let limit = Arc::new(Semaphore::new(config.limits.max_sessions));
+
+    let mut sockets: Vec<PathBuf> = Vec::new();
+    let mut tasks = JoinSet::new();
+    for l in &config.server.lmtp_listen {
+        let bound = listener::bind(l, config.server.lmtp_socket_mode)
+            .await
+            .map_err(|source| ServerError::Listen { listen: l.to_string(), source })?;
+        if let Listen::Unix(p) = l {
+            sockets.push(p.clone());
+        }
+        tracing::info!(listen = %l, "LMTP listening");
+        tasks.spawn(listener::serve(bound, ctx.clone(), limit.clone(), stop_rx.clone()));
+    }
+    let control = config.server.control_socket.clone();
+    {
+        let (store, reg, stop) = (store.clone(), reg_rx.clone(), stop_rx.clone());
+        let control = control.clone();
+        tasks.spawn(async move {
+            if let Err(e) = crate::control::serve(&control, store, reg, stop).await {
+                tracing::error!(socket = %control.display(), error = %e, "control socket unavailable; the CLI cannot change members while the server runs");
+            }
+        });
+    }
+    tracing::info!(target = %config.reinject.target, connections = config.reinject.connections, "listkeeper ready");
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = reload.recv() => {
+                let cfg = config.clone();
+                let prev = reg_tx.borrow().clone();
+                match tokio::task::spawn_blocking(move || load_registry(&cfg, Some(&prev))).await {
+                    Ok(reg) => {
+                        tracing::info!(lists = reg.active().len(), disabled = reg.errors().len(), "lists reloaded");
+                        let _ = reg_tx.send(Arc::new(reg));
+                    }
+                    Err(e) => tracing::error!(error = %e, "reload failed"),
+                }
+            }
+        }
+    }
+
+    tracing::info!("shutting down: no new sessions, finishing the ones in flight");
+    let _ = stop_tx.send(true);
+    let grace = config.server.shutdown_timeout;
+    let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(seconds = grace.as_secs(), "sessions still running after the shutdown timeout; closing them (their mail stays with the MTA)");
+        tasks.abort_all();
+    }
+    for p in sockets {
+        let _ = std::fs::remove_file(p);
+    }
+    let _ = std::fs::remove_file(&control);
+    drop(ctx);
+    tracing::info!("stopped");
+    Ok(())
+}

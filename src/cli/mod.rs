@@ -1,1 +1,93 @@
-//! CLI.
+//! The `listkeeper` command line: one file per subcommand group.
+
+mod check;
+mod lists;
+mod members;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Where the global configuration is looked for when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/listkeeper/listkeeper.toml";
+
+/// listkeeper: a mailing-list manager that runs beside your MTA as an LMTP server.
+#[derive(Parser, Debug)]
+#[command(name = "listkeeper", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The global configuration file option, shared by every subcommand.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// The global configuration file.
+    #[arg(short, long, value_name = "FILE", env = "LISTKEEPER_CONFIG", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the LMTP server in the foreground (stop with SIGTERM or SIGINT, reload lists with SIGHUP).
+    Serve(ConfigArg),
+    /// Validate the global file and every list file; exit 1 on any error.
+    Check(ConfigArg),
+    /// Show the configured lists, their state and member counts.
+    Lists(ConfigArg),
+    /// Add, remove or list the members of a list.
+    #[command(subcommand)]
+    Members(members::MembersCommand),
+}
+
+/// Log to stderr; `RUST_LOG` overrides the level from `-v`.
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Run the parsed command; the exit code follows Unix habit (0 ok, 1 failure, 2 usage).
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve(c) => serve::run(&c.config),
+        Command::Check(c) => check::run(&c.config),
+        Command::Lists(c) => lists::run(&c.config),
+        Command::Members(m) => members::run(m),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            if !msg.is_empty() {
+                eprintln!("listkeeper: {msg}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Load the global file or return every error as one message, a line each.
+fn load_config(path: &std::path::Path) -> Result<Config, String> {
+    Config::load(path).map_err(|errs| {
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\nlistkeeper: ")
+    })
+}

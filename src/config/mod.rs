@@ -1,1 +1,10 @@
-//! Config.
+//! Configuration: the global file and one file per list, parsed with serde
+//! (`deny_unknown_fields`), validated into shared types; errors carry file, line, column, key.
+
+pub mod error;
+pub mod global;
+pub mod list;
+
+pub use error::ConfigError;
+pub use global::{Config, Limits, Listen, ReinjectConfig, ServerConfig, StoreConfig};
+pub use list::{ListConfig, PostingPolicy};

@@ -1,1 +1,8 @@
-//! LMTP.
+//! The LMTP server (RFC 2033): replies, the session state machine, the listeners.
+
+pub mod listener;
+pub mod reply;
+pub mod session;
+
+pub use reply::Reply;
+pub use session::Session;

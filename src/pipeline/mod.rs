@@ -1,3 +1,184 @@
-//! Per-role handling of a delivered message: classify, decorate, fan out.
+//! Per-role handling of a delivered message, one file per stage:
+//! [`classify`] (loops, posting policy) -> [`decorate`] -> [`fanout`] (journaled batches through
+//! the re-injection pool); [`owner`] forwards `-owner` mail.
+//!
+//! [`deliver`] is the entry point the LMTP session calls once per accepted recipient after
+//! DATA; it returns that recipient's own reply.
 
+pub mod classify;
 pub mod decorate;
+pub mod fanout;
+pub mod owner;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use crate::config::{Config, ListConfig};
+use crate::lmtp::reply::{reply_for, Reply};
+use crate::registry::Registry;
+use crate::reinject::{Pool, TxError, Wire};
+use crate::route::{Role, Route};
+use crate::store::{JournalKey, Store, StoreError};
+
+/// Everything a delivery needs, shared by all sessions.
+pub struct Context {
+    /// The global configuration.
+    pub config: Arc<Config>,
+    /// The current lists; replaced as a whole on reload.
+    pub registry: watch::Receiver<Arc<Registry>>,
+    /// The store.
+    pub store: Store,
+    /// The infeed into the MTA.
+    pub pool: Pool,
+}
+
+/// Why a delivery to one list recipient did not succeed. Mapped to a reply by
+/// [`crate::lmtp::reply::reply_for`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PostError {
+    /// The list's file is broken.
+    #[error("list {0} is disabled by a configuration error")]
+    ListDisabled(String),
+    /// Policy `members` and the sender is not one.
+    #[error("sender is not a member of {0}")]
+    NotMember(String),
+    /// Null sender and no From address on a members-only list.
+    #[error("no sender address for {0}")]
+    NoSender(String),
+    /// mail-parser could not find a message in the bytes.
+    #[error("unparseable message")]
+    Unparseable,
+    /// The re-injection target refused the connection or is backing off.
+    #[error("MTA unreachable: {0}")]
+    MtaUnreachable(String),
+    /// A connection to the MTA broke mid-transaction.
+    #[error("MTA connection failed: {0}")]
+    MtaConnection(String),
+    /// The MTA answered 4xx to a transaction or to some recipients.
+    #[error("MTA deferred: {0}")]
+    MtaDeferred(String),
+    /// The MTA answered 5xx to a whole transaction.
+    #[error("MTA refused: {0}")]
+    MtaRefused(String),
+    /// The store failed (disk full, I/O error...).
+    #[error("store: {0}")]
+    Store(String),
+    /// The server is stopping.
+    #[error("shutting down")]
+    Shutdown,
+}
+
+impl From<StoreError> for PostError {
+    fn from(e: StoreError) -> Self {
+        PostError::Store(e.to_string())
+    }
+}
+
+impl From<TxError> for PostError {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Temporary(m) => PostError::MtaUnreachable(m),
+            TxError::Permanent(m) => PostError::MtaRefused(m),
+            TxError::Connection { reason, .. } => PostError::MtaConnection(reason),
+        }
+    }
+}
+
+/// Run a blocking store call off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, PostError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(PostError::from),
+        Err(e) => Err(PostError::Store(format!("store task failed: {e}"))),
+    }
+}
+
+/// One delivered message, as the LMTP session hands it over.
+pub struct Delivery {
+    /// Session id, for logs.
+    pub session: u64,
+    /// MAIL FROM (empty for the null sender).
+    pub sender: String,
+    /// The raw message as received (dot-unstuffed).
+    pub raw: Arc<Vec<u8>>,
+}
+
+/// Handle the message for one routed recipient and return its reply.
+pub async fn deliver(ctx: &Context, delivery: &Delivery, route: &Route) -> Reply {
+    match route {
+        Route::Unknown => Reply::new(550, (5, 1, 1), "no such list address here"),
+        Route::Disabled { list } => reply_for(&PostError::ListDisabled(list.clone())),
+        Route::List(list, Role::Post) => post(ctx, list, delivery).await,
+        Route::List(list, Role::Owner) => match owner::forward(ctx, list, delivery).await {
+            Ok(n) => Reply::ok(format!("forwarded to {n} owner(s) of {}", list.key())),
+            Err(e) => {
+                tracing::warn!(session = delivery.session, list = %list.key(), error = %e, "owner mail not forwarded");
+                reply_for(&e)
+            }
+        },
+        Route::List(_, role) => role_not_enabled(role),
+    }
+}
+
+/// Role addresses whose function has not been built yet answer this at RCPT time.
+pub fn role_not_enabled(role: &Role) -> Reply {
+    Reply::new(
+        550,
+        (5, 3, 3),
+        format!("the {} function of this list is not enabled on this server", role.name()),
+    )
+}
+
+/// Outcome of a post that did not fail.
+#[derive(Debug)]
+enum Posted {
+    Distributed(fanout::Stats),
+    Discarded(&'static str),
+}
+
+async fn post(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery) -> Reply {
+    let started = Instant::now();
+    let message_id = classify::message_id(&d.raw);
+    let result = post_inner(ctx, list, d, &message_id).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(Posted::Distributed(s)) => {
+            tracing::info!(
+                session = d.session, list = %list.key(), message_id = %message_id, sender = %d.sender,
+                members = s.members, copies = s.accepted, refused = s.refused, skipped = s.skipped,
+                batches = s.batches, outcome = "distributed", ms = format_args!("{ms:.1}"), "post"
+            );
+            Reply::ok(format!("distributed to {} member(s) of {}", s.accepted, list.key()))
+        }
+        Ok(Posted::Discarded(why)) => {
+            tracing::info!(session = d.session, list = %list.key(), message_id = %message_id, sender = %d.sender, outcome = "discarded", reason = why, ms = format_args!("{ms:.1}"), "post");
+            Reply::ok(format!("discarded: {why}"))
+        }
+        Err(e) => {
+            let reply = reply_for(&e);
+            tracing::warn!(
+                session = d.session, list = %list.key(), message_id = %message_id, sender = %d.sender,
+                outcome = if reply.code / 100 == 4 { "deferred" } else { "rejected" }, error = %e, reply = %reply,
+                ms = format_args!("{ms:.1}"), "post"
+            );
+            reply
+        }
+    }
+}
+
+async fn post_inner(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery, message_id: &str) -> Result<Posted, PostError> {
+    let normalized = decorate::normalize_line_endings(&d.raw);
+    if decorate::carries_list_id(&normalized, &list.decoration.list_id) {
+        return Ok(Posted::Discarded("the message already carries this list's List-Id (a mail loop)"));
+    }
+    classify::check_policy(ctx, list, &d.sender, &normalized).await?;
+    let decorated = decorate::decorate(&normalized, &list.decoration).map_err(|_| PostError::Unparseable)?;
+    let wire = Arc::new(Wire::new(&decorated));
+    drop(decorated);
+    let key = JournalKey::new(&list.key(), message_id, &d.raw);
+    let stats = fanout::fan_out(ctx, list, key, wire).await?;
+    Ok(Posted::Distributed(stats))
+}

@@ -1,1 +1,7 @@
-//! Re-injection.
+//! Re-injection into the MTA: the SMTP client and the pool of parallel connections.
+
+pub mod client;
+pub mod pool;
+
+pub use client::{RcptStatus, TxError, Wire};
+pub use pool::Pool;

@@ -1,1 +1,109 @@
-//! Store.
+//! The embedded store (redb, one file under `data_dir`): members per list and the fan-out
+//! journal; later issues add pending confirmations, held messages, bounce scores and keys.
+//!
+//! The backend is this module's concern alone: callers see typed operations. Every write is a
+//! redb transaction committed with `Durability::Immediate` (fsync) before the call returns,
+//! so an LMTP acknowledgement that depends on it can follow. All calls block: async code runs
+//! them with `tokio::task::spawn_blocking`.
+//!
+//! SECURITY: trusts nothing it is given beyond the types; addresses are validated by the
+//! caller (`address::Address`), list keys come from validated configuration.
+
+mod journal;
+pub mod members;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, Durability, WriteTransaction};
+
+pub use journal::{DoneBatch, JournalKey};
+pub use members::{Member, AddOutcome};
+
+/// The store file inside `data_dir`.
+pub const FILE_NAME: &str = "listkeeper.redb";
+
+/// A store failure; always temporary from the mail system's point of view (4xx).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store file is held by another process (a running server).
+    #[error("the store {0} is in use by another listkeeper process")]
+    InUse(PathBuf),
+    /// Opening or creating failed.
+    #[error("cannot open the store {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: redb::DatabaseError,
+    },
+    /// Any other backend error (I/O, full disk, corruption).
+    #[error("store error: {0}")]
+    Backend(String),
+}
+
+macro_rules! backend_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Backend(e.to_string())
+            }
+        }
+    )*};
+}
+backend_from!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// A handle on the store; cheap to clone and share between tasks.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Open (or create) the store in `dir` with a page cache of `cache_size` bytes.
+    pub fn open(dir: &Path, cache_size: usize) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join(FILE_NAME);
+        let db = Database::builder()
+            .set_cache_size(cache_size)
+            .create(&path)
+            .map_err(|source| match source {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.clone()),
+                source => StoreError::Open { path: path.clone(), source },
+            })?;
+        let store = Store { db: Arc::new(db) };
+        store.init_tables()?;
+        Ok(store)
+    }
+
+    /// Create every table once so that readers never meet a missing one.
+    fn init_tables(&self) -> Result<(), StoreError> {
+        let txn = self.write()?;
+        members::init(&txn)?;
+        journal::init(&txn)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A write transaction that is durable on commit.
+    fn write(&self) -> Result<WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        Ok(txn)
+    }
+}
+
+/// Seconds since the epoch (journal ages).
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

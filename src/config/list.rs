@@ -1,0 +1,299 @@
+//! One list file (`lists.d/NAME.toml`): the list's address, owners, posting policy and
+//! decoration. Membership is not here: it lives in the store.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::ConfigError;
+use crate::address::Address;
+use crate::pipeline::decorate::Decoration;
+
+/// Who may post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PostingPolicy {
+    /// Anyone.
+    Open,
+    /// Members only; others are refused with 550 5.7.1.
+    Members,
+}
+
+/// The role suffixes a list owns besides its own address (DESIGN.md, Addresses).
+pub const ROLE_SUFFIXES: &[&str] = &[
+    "-request",
+    "-join",
+    "-subscribe",
+    "-leave",
+    "-unsubscribe",
+    "-confirm",
+    "-owner",
+    "-bounces",
+];
+
+/// A validated list, shared read-only (`Arc`) by every session that uses it.
+#[derive(Debug, Clone)]
+pub struct ListConfig {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// `name@domain`, lowercase.
+    pub address: Address,
+    /// The local part of the address.
+    pub name: String,
+    /// Human name.
+    pub display_name: String,
+    /// One line about the list.
+    pub description: String,
+    /// Who gets `NAME-owner@` mail.
+    pub owners: Vec<Address>,
+    /// `posting.policy`.
+    pub posting: PostingPolicy,
+    /// Headers, prefix and rendered footer, built once at load time.
+    pub decoration: Decoration,
+}
+
+impl ListConfig {
+    /// `NAME-ROLE@DOMAIN`, e.g. `role_address("-owner")`.
+    pub fn role_address(&self, suffix: &str) -> String {
+        format!("{}{}@{}", self.name, suffix, self.address.domain())
+    }
+
+    /// The envelope sender of every copy: `NAME-bounces@DOMAIN`.
+    pub fn bounces_address(&self) -> String {
+        self.role_address("-bounces")
+    }
+
+    /// The address as `name@domain`.
+    pub fn key(&self) -> String {
+        self.address.key()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    address: Spanned<String>,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    description: String,
+    owners: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    posting: RawPosting,
+    #[serde(default)]
+    decoration: RawDecoration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPosting {
+    #[serde(default = "default_policy")]
+    policy: PostingPolicy,
+}
+
+impl Default for RawPosting {
+    fn default() -> Self {
+        RawPosting { policy: default_policy() }
+    }
+}
+
+fn default_policy() -> PostingPolicy {
+    PostingPolicy::Members
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDecoration {
+    subject_prefix: Option<Spanned<String>>,
+    footer: Option<Spanned<String>>,
+}
+
+/// Best effort for a broken file: the `address` value if the TOML at least parses, so that the
+/// list's addresses can answer 451 while it is broken instead of 550.
+pub fn address_hint(text: &str) -> Option<Address> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    Address::parse(table.get("address")?.as_str()?).ok()
+}
+
+impl ListConfig {
+    /// Read and validate one list file.
+    pub fn load(path: &Path, delimiter: char) -> Result<ListConfig, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![ConfigError::file(path, format!("cannot read the file: {e}"))])?;
+        ListConfig::parse(path, &text, delimiter)
+    }
+
+    /// Validate `text` as the list file at `path`.
+    pub fn parse(path: &Path, text: &str, delimiter: char) -> Result<ListConfig, Vec<ConfigError>> {
+        let raw: Raw = toml::from_str(text).map_err(|e| vec![ConfigError::from_toml(path, text, &e)])?;
+        let mut errors = Vec::new();
+        macro_rules! fail {
+            ($span:expr, $key:expr, $msg:expr) => {
+                errors.push(ConfigError::at(path, text, $span, $key, $msg))
+            };
+        }
+
+        let address = match Address::parse(raw.address.get_ref()) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                fail!(raw.address.span(), "address", format!("{:?} is not a valid address: {e}", raw.address.get_ref()));
+                None
+            }
+        };
+        let mut name = String::new();
+        if let Some(a) = &address {
+            name = a.local().to_lowercase();
+            let clean = name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !clean || name.contains(delimiter) {
+                fail!(raw.address.span(), "address", format!("the list name {name:?} may contain only letters, digits, '-', '_' and '.', and not the recipient delimiter {delimiter:?}"));
+            } else if let Some(s) = ROLE_SUFFIXES.iter().find(|s| name.ends_with(*s)) {
+                fail!(raw.address.span(), "address", format!("the list name {name:?} ends in {s:?}, which is reserved for role addresses"));
+            }
+        }
+        let mut owners = Vec::new();
+        if raw.owners.get_ref().is_empty() {
+            fail!(raw.owners.span(), "owners", "give at least one owner address");
+        }
+        for o in raw.owners.get_ref() {
+            match Address::parse(o.get_ref()) {
+                Ok(a) if address.as_ref().is_some_and(|l| a.domain() == l.domain() && a.local().to_lowercase().starts_with(&name)) => {
+                    fail!(o.span(), "owners", format!("{:?} is an address of this list itself, which would loop", o.get_ref()));
+                }
+                Ok(a) => owners.push(a),
+                Err(e) => fail!(o.span(), "owners", format!("{:?} is not a valid address: {e}", o.get_ref())),
+            }
+        }
+        let display_name = raw.display_name.clone();
+        if display_name.chars().any(|c| c.is_control()) {
+            errors.push(ConfigError::file(path, "key `display_name`: must be one line without control characters"));
+        }
+        let prefix = raw.decoration.subject_prefix.as_ref().map(|v| {
+            if v.get_ref().chars().any(|c| c.is_control()) {
+                fail!(v.span(), "decoration.subject_prefix", "must be one line without control characters");
+            }
+            v.get_ref().clone()
+        });
+        let prefix = prefix.filter(|p| !p.trim().is_empty());
+
+        let Some(address) = address else {
+            return Err(errors);
+        };
+        let mut list = ListConfig {
+            file: path.to_path_buf(),
+            name: name.clone(),
+            display_name,
+            description: raw.description.clone(),
+            owners,
+            posting: raw.posting.policy,
+            decoration: Decoration {
+                list_id: format!("{}.{}", name, address.domain()),
+                display_name: raw.display_name.clone(),
+                subject_prefix: prefix,
+                footer: None,
+                post_address: address.key(),
+                request_address: String::new(),
+                subscribe_address: String::new(),
+                unsubscribe_address: String::new(),
+                owner_address: String::new(),
+            },
+            address,
+        };
+        list.decoration.request_address = list.role_address("-request");
+        list.decoration.subscribe_address = list.role_address("-join");
+        list.decoration.unsubscribe_address = list.role_address("-leave");
+        list.decoration.owner_address = list.role_address("-owner");
+        if let Some(f) = &raw.decoration.footer {
+            match render_footer(f.get_ref(), &list) {
+                Ok(text) => list.decoration.footer = Some(text),
+                Err(m) => errors.push(ConfigError::at(path, text, f.span(), "decoration.footer", m)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(list)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Fill `{list_address}`, `{list_name}`, `{request_address}`, `{owner_address}`,
+/// `{display_name}` and `{description}`; `{{` and `}}` are literal braces. An unknown
+/// placeholder is a configuration error, not a silent blank.
+pub fn render_footer(template: &str, list: &ListConfig) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(pos) = rest.find(['{', '}']) {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push_str(&tail[..1]);
+            rest = &tail[2..];
+            continue;
+        }
+        if tail.starts_with('}') {
+            return Err("a lone '}' (write '}}' for a literal brace)".into());
+        }
+        let Some(end) = tail.find('}') else {
+            return Err("a '{' without its '}' (write '{{' for a literal brace)".into());
+        };
+        let value = match &tail[1..end] {
+            "list_address" => list.address.key(),
+            "list_name" => list.name.clone(),
+            "request_address" => list.role_address("-request"),
+            "owner_address" => list.role_address("-owner"),
+            "display_name" => list.display_name.clone(),
+            "description" => list.description.clone(),
+            other => {
+                return Err(format!(
+                    "unknown placeholder {{{other}}}; known are {{list_address}}, {{list_name}}, {{request_address}}, {{owner_address}}, {{display_name}}, {{description}}"
+                ))
+            }
+        };
+        out.push_str(&value);
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    if out.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+        return Err("the footer contains control characters".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "address = \"Dev@Example.org\"\ndisplay_name = \"Developers\"\nowners = [\"boss@example.org\"]\n[posting]\npolicy = \"open\"\n[decoration]\nsubject_prefix = \"[dev]\"\nfooter = \"Post to {list_address}; help: {request_address} {{x}}\"\n";
+
+    #[test]
+    fn a_good_file_is_rendered_once() {
+        let l = ListConfig::parse(Path::new("dev.toml"), GOOD, '+').expect("valid");
+        assert_eq!(l.key(), "dev@example.org");
+        assert_eq!(l.bounces_address(), "dev-bounces@example.org");
+        assert_eq!(l.posting, PostingPolicy::Open);
+        assert_eq!(l.decoration.list_id, "dev.example.org");
+        assert_eq!(
+            l.decoration.footer.as_deref(),
+            Some("Post to dev@example.org; help: dev-request@example.org {x}")
+        );
+    }
+
+    #[test]
+    fn errors_name_line_column_and_key() {
+        let bad = GOOD.replace("\"open\"", "\"closed\"");
+        let e = ListConfig::parse(Path::new("dev.toml"), &bad, '+').expect_err("invalid");
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].line, e[0].column, e[0].key.as_str()), (5, 10, "posting.policy"), "{}", e[0]);
+        let bad = GOOD.replace("{request_address}", "{nope}");
+        let e = ListConfig::parse(Path::new("dev.toml"), &bad, '+').expect_err("invalid");
+        assert!(e[0].to_string().starts_with("dev.toml:8:10: key `decoration.footer`: unknown placeholder {nope}"), "{}", e[0]);
+        let bad = GOOD.replace("[posting]", "colour = 1\n[posting]");
+        let e = ListConfig::parse(Path::new("dev.toml"), &bad, '+').expect_err("invalid");
+        assert_eq!((e[0].line, e[0].key.as_str()), (4, "colour"), "{}", e[0]);
+        let bad = GOOD.replace("Dev@", "dev-owner@");
+        assert!(ListConfig::parse(Path::new("dev.toml"), &bad, '+').is_err());
+        let bad = GOOD.replace("boss@example.org", "dev-owner@example.org");
+        assert!(ListConfig::parse(Path::new("dev.toml"), &bad, '+').is_err());
+    }
+}

@@ -1,0 +1,328 @@
+//! One LMTP session (RFC 2033) as a state machine over any byte stream.
+//!
+//! Commands are parsed by smtp-proto; a command in the wrong state gets `503 5.5.1`, a bad
+//! one `500`/`501`, never a dropped connection. After the final dot every accepted recipient
+//! gets its own reply, in RCPT order, from its own outcome. Replies are buffered and flushed
+//! whenever the input is drained, so a pipelining client gets them in one write.
+//!
+//! SECURITY: every byte here comes from the network. Lines are bounded by smtp-proto (4096
+//! bytes), messages by `limits.max_message_size`, recipients by `limits.max_recipients`,
+//! silence by `limits.idle_timeout`. Only configured list addresses are accepted (invariant 6).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use smtp_proto::request::receiver::{DataReceiver, RequestReceiver};
+use smtp_proto::{Error as ProtoError, Request};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::reply::Reply;
+use crate::address::Address;
+use crate::pipeline::{self, Context, Delivery};
+use crate::registry::Registry;
+use crate::route::{self, Role, Route};
+
+static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
+
+enum State {
+    /// Before LHLO.
+    Fresh,
+    /// After LHLO or a finished transaction.
+    Ready,
+    /// After MAIL.
+    Mail { from: String },
+    /// After at least one accepted RCPT.
+    Rcpt { from: String, rcpts: Vec<(String, Route)>, refused: usize },
+}
+
+enum Mode {
+    Command,
+    Data { receiver: DataReceiver, message: Vec<u8>, too_big: bool },
+}
+
+/// Why a session ended (for the log).
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// QUIT.
+    Quit,
+    /// The client went away.
+    Closed,
+    /// Idle for too long.
+    Timeout,
+    /// Server shutdown.
+    Shutdown,
+    /// An I/O error.
+    Io(String),
+}
+
+/// An LMTP session on `stream`.
+pub struct Session<S> {
+    stream: S,
+    ctx: Arc<Context>,
+    shutdown: watch::Receiver<bool>,
+    id: u64,
+    hostname: String,
+    state: State,
+    mode: Mode,
+    registry: Arc<Registry>,
+    receiver: RequestReceiver,
+    out: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// A new session; nothing is sent until [`Session::run`].
+    pub fn new(stream: S, ctx: Arc<Context>, shutdown: watch::Receiver<bool>) -> Session<S> {
+        let registry = ctx.registry.borrow().clone();
+        Session {
+            stream,
+            id: SESSION_IDS.fetch_add(1, Ordering::Relaxed),
+            hostname: ctx.config.reinject.helo_name.clone(),
+            ctx,
+            shutdown,
+            state: State::Fresh,
+            mode: Mode::Command,
+            registry,
+            receiver: RequestReceiver::default(),
+            out: Vec::with_capacity(512),
+        }
+    }
+
+    /// Converse until QUIT, EOF, timeout or shutdown.
+    pub async fn run(mut self) -> End {
+        let greeting = format!("220 {} LMTP listkeeper ready\r\n", self.hostname);
+        self.out.extend_from_slice(greeting.as_bytes());
+        let mut chunk = vec![0u8; 8192];
+        let idle = self.ctx.config.limits.idle_timeout;
+        loop {
+            if let Err(e) = self.flush().await {
+                return End::Io(e.to_string());
+            }
+            let in_data = matches!(self.mode, Mode::Data { .. });
+            let n = tokio::select! {
+                r = tokio::time::timeout(idle, self.stream.read(&mut chunk)) => match r {
+                    Ok(Ok(0)) => return End::Closed,
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => return End::Io(e.to_string()),
+                    Err(_) => {
+                        self.say(Reply::new(421, (4, 4, 2), "idle for too long, closing"));
+                        let _ = self.flush().await;
+                        return End::Timeout;
+                    }
+                },
+                _ = self.shutdown.changed(), if !in_data && !*self.shutdown.borrow() => {
+                    self.say(Reply::new(421, (4, 3, 0), "listkeeper is shutting down; try again later"));
+                    let _ = self.flush().await;
+                    return End::Shutdown;
+                }
+            };
+            let input = &chunk[..n];
+            let mut it = input.iter();
+            while it.len() > 0 {
+                if let Some(end) = self.step(&mut it).await {
+                    let _ = self.flush().await;
+                    return end;
+                }
+            }
+            if *self.shutdown.borrow() && matches!(self.state, State::Fresh | State::Ready) {
+                self.say(Reply::new(421, (4, 3, 0), "listkeeper is shutting down; try again later"));
+                let _ = self.flush().await;
+                return End::Shutdown;
+            }
+        }
+    }
+
+    /// Consume some input; `Some` ends the session.
+    async fn step(&mut self, it: &mut std::slice::Iter<'_, u8>) -> Option<End> {
+        if let Mode::Data { receiver, message, too_big } = &mut self.mode {
+            let complete = receiver.ingest(it, message);
+            if message.len() > self.ctx.config.limits.max_message_size {
+                *too_big = true;
+                message.clear();
+            }
+            if complete {
+                let Mode::Data { message, too_big, .. } = std::mem::replace(&mut self.mode, Mode::Command) else {
+                    return None;
+                };
+                self.end_of_data(message, too_big).await;
+            }
+            return None;
+        }
+        let request = match self.receiver.ingest(it) {
+            Ok(r) => r.into_owned(),
+            Err(ProtoError::NeedsMoreData { .. }) => return None,
+            Err(e) => {
+                let reply = protocol_error(&e);
+                self.say(reply);
+                return None;
+            }
+        };
+        self.command(request)
+    }
+
+    fn command(&mut self, req: Request<String>) -> Option<End> {
+        tracing::trace!(session = self.id, command = req.name(), "lmtp command");
+        match req {
+            Request::Lhlo { host } => {
+                let _ = host;
+                self.state = State::Ready;
+                let size = self.ctx.config.limits.max_message_size;
+                let text = format!(
+                    "250-{}\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SIZE {size}\r\n",
+                    self.hostname
+                );
+                self.out.extend_from_slice(text.as_bytes());
+            }
+            Request::Ehlo { .. } | Request::Helo { .. } => {
+                self.say(Reply::new(500, (5, 5, 1), "this is an LMTP server (RFC 2033): say LHLO"));
+            }
+            Request::Mail { from } => self.mail(from.address, from.size),
+            Request::Rcpt { to } => self.rcpt(to.address),
+            Request::Data => self.data(),
+            Request::Rset => {
+                if !matches!(self.state, State::Fresh) {
+                    self.state = State::Ready;
+                }
+                self.say(Reply::new(250, (2, 0, 0), "reset"));
+            }
+            Request::Noop { .. } => self.say(Reply::new(250, (2, 0, 0), "ok")),
+            Request::Quit => {
+                self.say(Reply::new(221, (2, 0, 0), "bye"));
+                return Some(End::Quit);
+            }
+            Request::Help { .. } => self.say(Reply::new(214, (2, 0, 0), "commands: LHLO MAIL RCPT DATA RSET NOOP QUIT")),
+            Request::Vrfy { .. } | Request::Expn { .. } => {
+                self.say(Reply::new(502, (5, 5, 1), "VRFY and EXPN are not offered"))
+            }
+            other => self.say(Reply::new(502, (5, 5, 1), format!("{} is not implemented here", other.name()))),
+        }
+        None
+    }
+
+    fn mail(&mut self, from: String, size: usize) {
+        match self.state {
+            State::Fresh => return self.say(Reply::new(503, (5, 5, 1), "say LHLO first")),
+            State::Mail { .. } | State::Rcpt { .. } => {
+                return self.say(Reply::new(503, (5, 5, 1), "nested MAIL command"))
+            }
+            State::Ready => {}
+        }
+        if size > self.ctx.config.limits.max_message_size {
+            return self.say(Reply::new(552, (5, 3, 4), "message size exceeds the fixed limit"));
+        }
+        if !from.is_empty() {
+            if let Err(e) = Address::parse(&from) {
+                return self.say(Reply::new(501, (5, 1, 7), format!("bad sender address: {e}")));
+            }
+        }
+        // A transaction sees one consistent set of lists, even if a reload happens meanwhile.
+        self.registry = self.ctx.registry.borrow().clone();
+        self.state = State::Mail { from };
+        self.say(Reply::new(250, (2, 1, 0), "sender ok"));
+    }
+
+    fn rcpt(&mut self, to: String) {
+        let (from, mut rcpts, mut refused) = match std::mem::replace(&mut self.state, State::Ready) {
+            State::Mail { from } => (from, Vec::new(), 0),
+            State::Rcpt { from, rcpts, refused } => (from, rcpts, refused),
+            other => {
+                self.state = other;
+                return self.say(Reply::new(503, (5, 5, 1), "need MAIL before RCPT"));
+            }
+        };
+        let reply = if rcpts.len() + refused >= self.ctx.config.limits.max_recipients {
+            Reply::new(452, (4, 5, 3), "too many recipients in this transaction")
+        } else {
+            match route::route(&self.registry, &to) {
+                Route::Unknown => Reply::new(550, (5, 1, 1), format!("<{to}>: no such list address here")),
+                Route::Disabled { list } => crate::lmtp::reply::reply_for(&pipeline::PostError::ListDisabled(list)),
+                Route::List(_, role) if !matches!(role, Role::Post | Role::Owner) => pipeline::role_not_enabled(&role),
+                route => {
+                    rcpts.push((to.clone(), route));
+                    Reply::new(250, (2, 1, 5), format!("<{to}> ok"))
+                }
+            }
+        };
+        if !reply.is_positive() {
+            refused += 1;
+            tracing::info!(session = self.id, rcpt = %to, reply = %reply, "recipient refused");
+        }
+        self.state = State::Rcpt { from, rcpts, refused };
+        self.say(reply);
+    }
+
+    fn data(&mut self) {
+        match &self.state {
+            State::Rcpt { rcpts, .. } if !rcpts.is_empty() => {
+                let mut receiver = DataReceiver::new();
+                // The receiver only sees a terminating dot after a CRLF: prime it with one so
+                // that an empty message (`.` right after DATA) also ends.
+                let mut scratch = Vec::new();
+                receiver.ingest(&mut b"\r\n".iter(), &mut scratch);
+                self.mode = Mode::Data { receiver, message: Vec::with_capacity(16 * 1024), too_big: false };
+                self.say(Reply::new(354, (2, 0, 0), "send the message, end with <CRLF>.<CRLF>"));
+            }
+            State::Rcpt { .. } | State::Mail { .. } => self.say(Reply::new(503, (5, 5, 1), "no valid recipients")),
+            _ => self.say(Reply::new(503, (5, 5, 1), "need MAIL and RCPT before DATA")),
+        }
+    }
+
+    async fn end_of_data(&mut self, message: Vec<u8>, too_big: bool) {
+        let State::Rcpt { from, rcpts, .. } = std::mem::replace(&mut self.state, State::Ready) else {
+            return;
+        };
+        if too_big {
+            tracing::info!(session = self.id, sender = %from, "message over the size limit refused");
+            for _ in &rcpts {
+                self.say(Reply::new(552, (5, 3, 4), "message size exceeds the fixed limit"));
+            }
+            return;
+        }
+        let delivery = Arc::new(Delivery { session: self.id, sender: from, raw: Arc::new(message) });
+        // Each recipient is handled concurrently; replies are written in RCPT order as soon as
+        // each one and all before it are known.
+        let mut handles = Vec::with_capacity(rcpts.len());
+        for (_, route) in rcpts {
+            let (ctx, delivery) = (self.ctx.clone(), delivery.clone());
+            handles.push(tokio::spawn(async move { pipeline::deliver(&ctx, &delivery, &route).await }));
+        }
+        for h in handles {
+            let reply = h.await.unwrap_or_else(|e| {
+                tracing::error!(session = self.id, error = %e, "delivery task failed");
+                Reply::new(451, (4, 3, 0), "internal error; try again later")
+            });
+            self.say(reply);
+            let _ = self.flush().await;
+        }
+    }
+
+    fn say(&mut self, reply: Reply) {
+        self.out.extend_from_slice(reply.to_line().as_bytes());
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.stream.write_all(&self.out).await?;
+        self.stream.flush().await?;
+        self.out.clear();
+        Ok(())
+    }
+}
+
+/// The reply for a command smtp-proto could not parse.
+fn protocol_error(e: &ProtoError) -> Reply {
+    match e {
+        ProtoError::UnknownCommand => Reply::new(500, (5, 5, 2), "command not recognized"),
+        ProtoError::InvalidSenderAddress => Reply::new(501, (5, 1, 7), "bad sender address syntax"),
+        ProtoError::InvalidRecipientAddress => Reply::new(501, (5, 1, 3), "bad recipient address syntax"),
+        ProtoError::SyntaxError { syntax } => Reply::new(501, (5, 5, 4), format!("syntax: {syntax}")),
+        ProtoError::InvalidParameter { param } => Reply::new(501, (5, 5, 4), format!("invalid parameter {param}")),
+        ProtoError::UnsupportedParameter { param } => {
+            Reply::new(555, (5, 5, 4), format!("unsupported parameter {}", param.chars().take(40).collect::<String>()))
+        }
+        ProtoError::ResponseTooLong => Reply::new(500, (5, 5, 6), "line too long"),
+        _ => Reply::new(500, (5, 5, 2), "command not recognized"),
+    }
+}

@@ -1,0 +1,171 @@
+//! Fan-out: stream the members from the store in batches, send each batch as one SMTP
+//! transaction through the pool (up to `connections` batches of a post in flight), and journal
+//! every accepted batch before the post is acknowledged.
+//!
+//! Memory per post is bounded by `connections + 2` batches of addresses, whatever the list
+//! size. A post that fits in one batch writes no journal entry (nothing to skip on a retry, and
+//! an fsync would cost more than the whole transaction), unless the MTA deferred some of its
+//! recipients. The post succeeds only when every batch was accepted (invariant 1); a member
+//! the MTA refuses with 5xx is logged and does not fail it.
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use super::{blocking, Context, PostError};
+use crate::config::ListConfig;
+use crate::reinject::{RcptStatus, TxError, Wire};
+use crate::store::members::FLAG_NOMAIL;
+use crate::store::{DoneBatch, JournalKey, Member};
+
+/// What a fan-out did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Members streamed from the store.
+    pub members: u64,
+    /// Recipients the MTA accepted in this attempt.
+    pub accepted: u64,
+    /// Recipients the MTA refused with 5xx.
+    pub refused: u64,
+    /// Members skipped: already sent in an earlier attempt, or `nomail`.
+    pub skipped: u64,
+    /// SMTP transactions.
+    pub batches: u64,
+}
+
+struct Batch {
+    first: String,
+    last: String,
+    rcpts: Vec<String>,
+    keys: Vec<String>,
+}
+
+type BatchResult = (Batch, Result<Vec<RcptStatus>, TxError>);
+
+/// Distribute `wire` to the members of `list`.
+pub async fn fan_out(ctx: &Context, list: &Arc<ListConfig>, key: JournalKey, wire: Arc<Wire>) -> Result<Stats, PostError> {
+    let store = ctx.store.clone();
+    let done = blocking(move || store.journal_load(&key)).await?;
+    let batch_size = ctx.pool.batch_size;
+    let in_flight_max = ctx.pool.connections.max(1);
+    let from = list.bounces_address();
+    let list_key = list.key();
+
+    let mut stats = Stats::default();
+    let mut failure: Option<PostError> = None;
+    let mut tasks: JoinSet<BatchResult> = JoinSet::new();
+    let mut next = fetch(ctx, &list_key, None, batch_size).await?;
+    let mut journaled = !done.is_empty();
+
+    while !next.is_empty() {
+        let current = std::mem::take(&mut next);
+        let after = current.last().map(|m| m.key.clone());
+        next = fetch(ctx, &list_key, after, batch_size).await?;
+        if !next.is_empty() {
+            journaled = true;
+        }
+        stats.members += current.len() as u64;
+        let batch = make_batch(&current, &done, &mut stats);
+        if batch.rcpts.is_empty() {
+            continue;
+        }
+        while tasks.len() >= in_flight_max {
+            if let Some(r) = tasks.join_next().await {
+                settle(ctx, &key, r, journaled, &mut stats, &mut failure).await;
+            }
+        }
+        stats.batches += 1;
+        let pool = ctx.pool.clone();
+        let (from, wire) = (from.clone(), wire.clone());
+        tasks.spawn(async move {
+            let result = pool.send(from, batch.rcpts.clone(), wire).await;
+            (batch, result)
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        settle(ctx, &key, r, journaled, &mut stats, &mut failure).await;
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(stats),
+    }
+}
+
+async fn fetch(ctx: &Context, list: &str, after: Option<String>, limit: usize) -> Result<Vec<Member>, PostError> {
+    let store = ctx.store.clone();
+    let list = list.to_string();
+    blocking(move || store.members_after(&list, after.as_deref(), limit)).await
+}
+
+fn make_batch(members: &[Member], done: &[DoneBatch], stats: &mut Stats) -> Batch {
+    let mut batch = Batch {
+        first: members.first().map(|m| m.key.clone()).unwrap_or_default(),
+        last: members.last().map(|m| m.key.clone()).unwrap_or_default(),
+        rcpts: Vec::with_capacity(members.len()),
+        keys: Vec::with_capacity(members.len()),
+    };
+    for m in members {
+        if m.flags & FLAG_NOMAIL != 0 || done.iter().any(|d| d.covers(&m.key)) {
+            stats.skipped += 1;
+            continue;
+        }
+        batch.rcpts.push(m.address.clone());
+        batch.keys.push(m.key.clone());
+    }
+    batch
+}
+
+/// Account for one finished transaction and journal it when it counts.
+async fn settle(
+    ctx: &Context,
+    key: &JournalKey,
+    joined: Result<BatchResult, tokio::task::JoinError>,
+    journaled: bool,
+    stats: &mut Stats,
+    failure: &mut Option<PostError>,
+) {
+    let (batch, result) = match joined {
+        Ok(r) => r,
+        Err(e) => {
+            failure.get_or_insert(PostError::MtaConnection(format!("batch task failed: {e}")));
+            return;
+        }
+    };
+    let statuses = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let e = PostError::from(e);
+            // A permanent refusal outranks a temporary one: retrying would not help.
+            if matches!(e, PostError::MtaRefused(_)) || failure.is_none() {
+                *failure = Some(e);
+            }
+            return;
+        }
+    };
+    let mut deferred = Vec::new();
+    for ((status, rcpt), k) in statuses.iter().zip(&batch.rcpts).zip(&batch.keys) {
+        match status {
+            RcptStatus::Accepted => stats.accepted += 1,
+            RcptStatus::Refused(why) => {
+                stats.refused += 1;
+                tracing::info!(member = %rcpt, reply = %why, "the MTA refused a member address");
+            }
+            RcptStatus::Deferred(why) => {
+                tracing::info!(member = %rcpt, reply = %why, "the MTA deferred a member address");
+                deferred.push(k.clone());
+            }
+        }
+    }
+    if !deferred.is_empty() {
+        failure.get_or_insert(PostError::MtaDeferred(format!("{} recipient(s) deferred", deferred.len())));
+    }
+    if journaled || !deferred.is_empty() {
+        let entry = DoneBatch { first: batch.first, last: batch.last, except: deferred };
+        let store = ctx.store.clone();
+        let (key, ttl) = (*key, ctx.config.store.journal_ttl.as_secs());
+        if let Err(e) = blocking(move || store.journal_record(&key, &entry, ttl)).await {
+            tracing::error!(error = %e, "a batch was accepted by the MTA but could not be journaled; a retry will repeat it");
+            failure.get_or_insert(e);
+        }
+    }
+}

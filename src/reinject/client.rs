@@ -1,0 +1,346 @@
+//! One SMTP client connection to the MTA's re-injection port, on smtp-proto's reply parser.
+//!
+//! A transaction is `RSET` (on a reused connection), `MAIL`, one `RCPT` per recipient and
+//! `DATA`, written in one piece when the server offers PIPELINING, then the message. Every
+//! recipient gets its own status; the caller decides what a whole-post failure means.
+//!
+//! SECURITY: talks only to the configured target; envelope addresses were validated before
+//! they got here and are checked again for CR/LF so a command cannot be split.
+
+use std::time::Duration;
+
+use smtp_proto::response::parser::ResponseReceiver;
+use smtp_proto::Response;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// A message in wire form: CRLF line ends, dot-stuffed, terminated by `.CRLF`. Built once per
+/// post and shared by every transaction of its fan-out.
+#[derive(Debug)]
+pub struct Wire {
+    bytes: Vec<u8>,
+    eight_bit: bool,
+}
+
+impl Wire {
+    /// Prepare `message` (CRLF line ends expected; bare LF is fixed up) for DATA.
+    pub fn new(message: &[u8]) -> Wire {
+        let mut bytes = Vec::with_capacity(message.len() + message.len() / 64 + 8);
+        let mut at_line_start = true;
+        let mut prev = 0u8;
+        for &b in message {
+            if at_line_start && b == b'.' {
+                bytes.push(b'.');
+            }
+            if b == b'\n' && prev != b'\r' {
+                bytes.push(b'\r');
+            }
+            bytes.push(b);
+            at_line_start = b == b'\n';
+            prev = b;
+        }
+        if !bytes.ends_with(b"\r\n") {
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b".\r\n");
+        let eight_bit = message.iter().any(|&b| b >= 0x80);
+        Wire { bytes, eight_bit }
+    }
+
+    /// The bytes to send after `354`.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Size in bytes (for `SIZE=`).
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Never true: a wire message has at least its terminator.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// The outcome for one recipient of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptStatus {
+    /// The MTA took responsibility.
+    Accepted,
+    /// 4xx: try again later.
+    Deferred(String),
+    /// 5xx: this address will never work (logged; bounce handling comes later).
+    Refused(String),
+}
+
+/// A transaction that did not complete as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    /// 4xx to MAIL, DATA or the final dot, or a refused connection: retry later.
+    #[error("temporary failure: {0}")]
+    Temporary(String),
+    /// 5xx to MAIL, DATA or the final dot.
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+    /// The connection broke or timed out. `data_sent` tells whether the server may have
+    /// accepted the message (only then is a retry a possible duplicate).
+    #[error("connection failed: {reason}")]
+    Connection {
+        /// What happened.
+        reason: String,
+        /// Whether the message body had been sent.
+        data_sent: bool,
+    },
+}
+
+/// The SMTP conversation over any byte stream (a TcpStream in the pool, a duplex in tests).
+pub struct Client<S> {
+    stream: S,
+    buf: Vec<u8>,
+    pos: usize,
+    receiver: ResponseReceiver,
+    timeout: Duration,
+    pipelining: bool,
+    eight_bit_mime: bool,
+    size: bool,
+    used: bool,
+}
+
+fn conn_err(reason: impl Into<String>, data_sent: bool) -> TxError {
+    TxError::Connection { reason: reason.into(), data_sent }
+}
+
+fn describe(r: &Response<String>) -> String {
+    let msg = r.message.replace('\n', " ");
+    if r.esc[0] > 0 {
+        format!("{} {}.{}.{} {}", r.code, r.esc[0], r.esc[1], r.esc[2], msg)
+    } else {
+        format!("{} {}", r.code, msg)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    /// Read the greeting and say EHLO (falling back to HELO).
+    pub async fn handshake(stream: S, helo: &str, timeout: Duration) -> Result<Client<S>, TxError> {
+        let mut c = Client {
+            stream,
+            buf: Vec::with_capacity(4096),
+            pos: 0,
+            receiver: ResponseReceiver::default(),
+            timeout,
+            pipelining: false,
+            eight_bit_mime: false,
+            size: false,
+            used: false,
+        };
+        let greeting = c.reply(false).await?;
+        if greeting.code != 220 {
+            return Err(classify(&greeting, "greeting"));
+        }
+        c.send(format!("EHLO {helo}\r\n").as_bytes(), false).await?;
+        let ehlo = c.reply(false).await?;
+        if ehlo.code == 250 {
+            for line in ehlo.message.lines().skip(1) {
+                let kw = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                match kw.as_str() {
+                    "PIPELINING" => c.pipelining = true,
+                    "8BITMIME" => c.eight_bit_mime = true,
+                    "SIZE" => c.size = true,
+                    _ => {}
+                }
+            }
+        } else {
+            c.send(format!("HELO {helo}\r\n").as_bytes(), false).await?;
+            let helo_reply = c.reply(false).await?;
+            if helo_reply.code != 250 {
+                return Err(classify(&helo_reply, "HELO"));
+            }
+        }
+        Ok(c)
+    }
+
+    /// Whether the server offered PIPELINING.
+    pub fn pipelining(&self) -> bool {
+        self.pipelining
+    }
+
+    /// Whether this connection already carried a transaction.
+    pub fn is_used(&self) -> bool {
+        self.used
+    }
+
+    /// Run one transaction. `Ok` means the transaction ran to its end; each recipient's status
+    /// says who the MTA accepted. A whole-transaction failure is an `Err`.
+    pub async fn send_mail(&mut self, from: &str, rcpts: &[String], wire: &Wire) -> Result<Vec<RcptStatus>, TxError> {
+        if from.contains(['\r', '\n', '<', '>']) || rcpts.iter().any(|r| r.contains(['\r', '\n', '<', '>'])) {
+            return Err(TxError::Permanent("refusing an envelope address with forbidden characters".into()));
+        }
+        let reset = self.used;
+        self.used = true;
+        let mut mail = format!("MAIL FROM:<{from}>");
+        if self.eight_bit_mime && wire.eight_bit {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        if self.size {
+            mail.push_str(&format!(" SIZE={}", wire.len()));
+        }
+        mail.push_str("\r\n");
+
+        let mut statuses = Vec::with_capacity(rcpts.len());
+        let mail_reply;
+        let data_reply;
+        if self.pipelining {
+            let mut cmds = Vec::with_capacity(64 + rcpts.len() * 48);
+            if reset {
+                cmds.extend_from_slice(b"RSET\r\n");
+            }
+            cmds.extend_from_slice(mail.as_bytes());
+            for r in rcpts {
+                cmds.extend_from_slice(format!("RCPT TO:<{r}>\r\n").as_bytes());
+            }
+            cmds.extend_from_slice(b"DATA\r\n");
+            self.send(&cmds, false).await?;
+            if reset {
+                self.reply(false).await?;
+            }
+            mail_reply = self.reply(false).await?;
+            for _ in rcpts {
+                let r = self.reply(false).await?;
+                statuses.push(rcpt_status(&r));
+            }
+            data_reply = Some(self.reply(false).await?);
+        } else {
+            if reset {
+                self.send(b"RSET\r\n", false).await?;
+                self.reply(false).await?;
+            }
+            self.send(mail.as_bytes(), false).await?;
+            mail_reply = self.reply(false).await?;
+            if mail_reply.code / 100 == 2 {
+                for r in rcpts {
+                    self.send(format!("RCPT TO:<{r}>\r\n").as_bytes(), false).await?;
+                    let reply = self.reply(false).await?;
+                    statuses.push(rcpt_status(&reply));
+                }
+            }
+            data_reply = if statuses.iter().any(|s| *s == RcptStatus::Accepted) {
+                self.send(b"DATA\r\n", false).await?;
+                Some(self.reply(false).await?)
+            } else {
+                None
+            };
+        }
+
+        if mail_reply.code / 100 != 2 {
+            return Err(classify(&mail_reply, "MAIL FROM"));
+        }
+        let any_accepted = statuses.iter().any(|s| *s == RcptStatus::Accepted);
+        match data_reply {
+            Some(r) if r.code == 354 => {
+                if !any_accepted {
+                    // A server that said 354 without a valid recipient: end the empty message.
+                    self.send(b".\r\n", true).await?;
+                    self.reply(true).await?;
+                    return Ok(statuses);
+                }
+                self.send(wire.as_bytes(), true).await?;
+                let done = self.reply(true).await?;
+                if done.code / 100 != 2 {
+                    return Err(classify(&done, "end of data"));
+                }
+                Ok(statuses)
+            }
+            Some(r) if any_accepted => Err(classify(&r, "DATA")),
+            _ => Ok(statuses),
+        }
+    }
+
+    /// Say QUIT (best effort).
+    pub async fn quit(mut self) {
+        if self.send(b"QUIT\r\n", false).await.is_ok() {
+            let _ = self.reply(false).await;
+        }
+    }
+
+    /// Wait until the server closes the idle connection or sends something unsolicited
+    /// (Postfix says 421 on its idle timeout). Event-driven: no timer, no polling.
+    pub async fn closed(&mut self) {
+        let mut byte = [0u8; 512];
+        let _ = self.stream.read(&mut byte).await;
+    }
+
+    async fn send(&mut self, bytes: &[u8], data_sent: bool) -> Result<(), TxError> {
+        let write = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(conn_err(format!("write failed: {e}"), data_sent)),
+            Err(_) => Err(conn_err("timed out writing", data_sent)),
+        }
+    }
+
+    async fn reply(&mut self, data_sent: bool) -> Result<Response<String>, TxError> {
+        loop {
+            if self.pos < self.buf.len() {
+                let mut it = self.buf[self.pos..].iter();
+                let result = self.receiver.parse(&mut it);
+                self.pos = self.buf.len() - it.len();
+                match result {
+                    Ok(r) => {
+                        self.receiver.reset();
+                        return Ok(r);
+                    }
+                    Err(smtp_proto::Error::NeedsMoreData { .. }) => {}
+                    Err(e) => {
+                        self.receiver.reset();
+                        return Err(conn_err(format!("unparseable reply from the MTA: {e:?}"), data_sent));
+                    }
+                }
+            }
+            if self.pos >= self.buf.len() {
+                self.buf.clear();
+                self.pos = 0;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = match tokio::time::timeout(self.timeout, self.stream.read(&mut chunk)).await {
+                Ok(Ok(0)) => return Err(conn_err("the MTA closed the connection", data_sent)),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(conn_err(format!("read failed: {e}"), data_sent)),
+                Err(_) => return Err(conn_err("timed out waiting for the MTA's reply", data_sent)),
+            };
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn rcpt_status(r: &Response<String>) -> RcptStatus {
+    match r.code / 100 {
+        2 => RcptStatus::Accepted,
+        5 => RcptStatus::Refused(describe(r)),
+        _ => RcptStatus::Deferred(describe(r)),
+    }
+}
+
+fn classify(r: &Response<String>, stage: &str) -> TxError {
+    let text = format!("{stage}: {}", describe(r));
+    if r.code / 100 == 5 {
+        TxError::Permanent(text)
+    } else {
+        TxError::Temporary(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_form_is_dot_stuffed_and_terminated() {
+        let w = Wire::new(b"Subject: x\r\n\r\n.hidden\r\nok\n..two");
+        assert_eq!(w.as_bytes(), b"Subject: x\r\n\r\n..hidden\r\nok\r\n...two\r\n.\r\n");
+        assert!(!w.eight_bit);
+        assert!(Wire::new("\u{e9}".as_bytes()).eight_bit);
+    }
+}
