@@ -111,7 +111,10 @@ impl fmt::Display for Address {
 fn is_forbidden(c: char) -> bool {
     c.is_control()
         || c.is_whitespace()
-        || matches!(c, '<' | '>' | '(' | ')' | '[' | ']' | ',' | ';' | ':' | '"' | '\\')
+        || matches!(
+            c,
+            '<' | '>' | '(' | ')' | '[' | ']' | ',' | ';' | ':' | '"' | '\\'
+        )
 }
 
 /// A host name: dot-separated labels of letters, digits, hyphens (and UTF-8 for IDN), no empty

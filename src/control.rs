@@ -31,7 +31,12 @@ use crate::store::{AddOutcome, Store, StoreError};
 const CHUNK: usize = 10_000;
 
 /// Serve the control socket until shutdown.
-pub async fn serve(path: &Path, store: Store, registry: watch::Receiver<Arc<Registry>>, mut shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+pub async fn serve(
+    path: &Path,
+    store: Store,
+    registry: watch::Receiver<Arc<Registry>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     crate::lmtp::listener::remove_stale_socket(path)?;
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
@@ -53,7 +58,11 @@ pub async fn serve(path: &Path, store: Store, registry: watch::Receiver<Arc<Regi
     Ok(())
 }
 
-async fn handle(stream: tokio::net::UnixStream, store: Store, registry: watch::Receiver<Arc<Registry>>) -> std::io::Result<()> {
+async fn handle(
+    stream: tokio::net::UnixStream,
+    store: Store,
+    registry: watch::Receiver<Arc<Registry>>,
+) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut lines = tokio::io::BufReader::new(r).lines();
     let Some(first) = lines.next_line().await? else {
@@ -105,9 +114,10 @@ async fn handle(stream: tokio::net::UnixStream, store: Store, registry: watch::R
             let mut after: Option<String> = None;
             loop {
                 let (s, k, a) = (store.clone(), key.clone(), after.clone());
-                let batch = tokio::task::spawn_blocking(move || s.members_after(&k, a.as_deref(), CHUNK))
-                    .await
-                    .map_err(std::io::Error::other)?;
+                let batch =
+                    tokio::task::spawn_blocking(move || s.members_after(&k, a.as_deref(), CHUNK))
+                        .await
+                        .map_err(std::io::Error::other)?;
                 let batch = match batch {
                     Ok(b) => b,
                     Err(e) => return w.write_all(format!("err {e}\n").as_bytes()).await,
@@ -127,7 +137,10 @@ async fn handle(stream: tokio::net::UnixStream, store: Store, registry: watch::R
         }
         "count" => {
             let s = store.clone();
-            match tokio::task::spawn_blocking(move || s.member_count(&key)).await.map_err(std::io::Error::other)? {
+            match tokio::task::spawn_blocking(move || s.member_count(&key))
+                .await
+                .map_err(std::io::Error::other)?
+            {
                 Ok(n) => format!("ok {n}\n"),
                 Err(e) => format!("err {e}\n"),
             }
@@ -142,7 +155,12 @@ fn add(total: &mut AddOutcome, o: AddOutcome) {
     total.unchanged += o.unchanged;
 }
 
-async fn apply(store: &Store, list: &str, verb: &str, addrs: Vec<Address>) -> Result<AddOutcome, StoreError> {
+async fn apply(
+    store: &Store,
+    list: &str,
+    verb: &str,
+    addrs: Vec<Address>,
+) -> Result<AddOutcome, StoreError> {
     let (store, list, remove) = (store.clone(), list.to_string(), verb == "remove");
     tokio::task::spawn_blocking(move || {
         if remove {
@@ -163,7 +181,9 @@ pub struct ControlClient {
 impl ControlClient {
     /// Connect, or `None` when no server is listening (then the CLI opens the store itself).
     pub fn connect(path: &Path) -> Option<ControlClient> {
-        std::os::unix::net::UnixStream::connect(path).ok().map(|stream| ControlClient { stream })
+        std::os::unix::net::UnixStream::connect(path)
+            .ok()
+            .map(|stream| ControlClient { stream })
     }
 
     /// Add or remove (`verb`) addresses; returns (changed, unchanged).
@@ -178,11 +198,16 @@ impl ControlClient {
         w.flush().map_err(io)?;
         drop(w);
         let mut line = String::new();
-        BufReader::new(&self.stream).read_line(&mut line).map_err(io)?;
+        BufReader::new(&self.stream)
+            .read_line(&mut line)
+            .map_err(io)?;
         let line = line.trim_end();
         if let Some(rest) = line.strip_prefix("ok ") {
             let mut n = rest.split(' ').filter_map(|x| x.parse::<u64>().ok());
-            return Ok(AddOutcome { changed: n.next().unwrap_or(0), unchanged: n.next().unwrap_or(0) });
+            return Ok(AddOutcome {
+                changed: n.next().unwrap_or(0),
+                unchanged: n.next().unwrap_or(0),
+            });
         }
         Err(line.strip_prefix("err ").unwrap_or(line).to_string())
     }
@@ -190,7 +215,9 @@ impl ControlClient {
     /// Stream the members of `list` to `out`, one address per line.
     pub fn list(self, list: &str, out: &mut dyn Write) -> Result<(), String> {
         let io = |e: std::io::Error| format!("control socket: {e}");
-        (&self.stream).write_all(format!("list {list}\n").as_bytes()).map_err(io)?;
+        (&self.stream)
+            .write_all(format!("list {list}\n").as_bytes())
+            .map_err(io)?;
         for line in BufReader::new(&self.stream).lines() {
             let line = line.map_err(io)?;
             if line == "." {
@@ -207,9 +234,13 @@ impl ControlClient {
     /// The number of members of `list`.
     pub fn count(self, list: &str) -> Result<u64, String> {
         let io = |e: std::io::Error| format!("control socket: {e}");
-        (&self.stream).write_all(format!("count {list}\n").as_bytes()).map_err(io)?;
+        (&self.stream)
+            .write_all(format!("count {list}\n").as_bytes())
+            .map_err(io)?;
         let mut line = String::new();
-        BufReader::new(&self.stream).read_line(&mut line).map_err(io)?;
+        BufReader::new(&self.stream)
+            .read_line(&mut line)
+            .map_err(io)?;
         let line = line.trim_end();
         match line.strip_prefix("ok ") {
             Some(n) => n.parse().map_err(|_| format!("bad reply {line:?}")),

@@ -41,14 +41,20 @@ impl Registry {
     /// are returned by [`Registry::errors`]. `previous` lets a list that breaks on reload keep
     /// answering 451 under the address it had.
     pub fn load(dir: &Path, delimiter: char, previous: Option<&Registry>) -> Registry {
-        let mut reg = Registry { delimiter, ..Registry::default() };
+        let mut reg = Registry {
+            delimiter,
+            ..Registry::default()
+        };
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
             Ok(rd) => rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "toml"))
                 .collect(),
             Err(e) => {
-                reg.errors.push(ConfigError::file(dir, format!("cannot read the lists directory: {e}")));
+                reg.errors.push(ConfigError::file(
+                    dir,
+                    format!("cannot read the lists directory: {e}"),
+                ));
                 return reg;
             }
         };
@@ -59,7 +65,8 @@ impl Registry {
                 Ok(list) => {
                     let key = list.key();
                     if let Some(other) = owner_of.get(&key) {
-                        let msg = format!("the list {key} is already defined in {}", other.display());
+                        let msg =
+                            format!("the list {key} is already defined in {}", other.display());
                         reg.errors.push(ConfigError::file(&file, msg.clone()));
                         continue;
                     }
@@ -74,7 +81,10 @@ impl Registry {
 
     fn disable(&mut self, file: &Path, errs: Vec<ConfigError>, previous: Option<&Registry>) {
         let reason = errs.first().map(|e| e.to_string()).unwrap_or_default();
-        let state = ListState::Disabled { file: file.to_path_buf(), reason };
+        let state = ListState::Disabled {
+            file: file.to_path_buf(),
+            reason,
+        };
         let text = std::fs::read_to_string(file).unwrap_or_default();
         let known = address_hint(&text).map(|a| a.key()).or_else(|| {
             previous.and_then(|p| {
@@ -91,7 +101,10 @@ impl Registry {
             }
             Some(_) => {}
             None => {
-                let stem = file.file_stem().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
+                let stem = file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_lowercase())
+                    .unwrap_or_default();
                 self.disabled_names.insert(stem, state);
             }
         }
@@ -123,8 +136,16 @@ impl Registry {
     /// Every list with its state, sorted by address (disabled ones without a known address
     /// are listed by file name).
     pub fn all(&self) -> Vec<(String, ListState)> {
-        let mut v: Vec<_> = self.lists.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
-        v.extend(self.disabled_names.iter().map(|(k, s)| (format!("{k}@?"), s.clone())));
+        let mut v: Vec<_> = self
+            .lists
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        v.extend(
+            self.disabled_names
+                .iter()
+                .map(|(k, s)| (format!("{k}@?"), s.clone())),
+        );
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -162,18 +183,34 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let good = "address = \"dev@example.org\"\nowners = [\"o@example.org\"]\n";
         std::fs::write(dir.path().join("dev.toml"), good).expect("write");
-        std::fs::write(dir.path().join("ops.toml"), "address = \"ops@example.org\"\nowners = []\n").expect("write");
+        std::fs::write(
+            dir.path().join("ops.toml"),
+            "address = \"ops@example.org\"\nowners = []\n",
+        )
+        .expect("write");
         std::fs::write(dir.path().join("junk.toml"), "address = [").expect("write");
         let reg = Registry::load(dir.path(), '+', None);
-        assert!(matches!(reg.get("dev@example.org"), Some(ListState::Active(_))));
-        assert!(matches!(reg.get("ops@example.org"), Some(ListState::Disabled { .. })));
-        assert!(matches!(reg.get("junk@anything.org"), Some(ListState::Disabled { .. })));
+        assert!(matches!(
+            reg.get("dev@example.org"),
+            Some(ListState::Active(_))
+        ));
+        assert!(matches!(
+            reg.get("ops@example.org"),
+            Some(ListState::Disabled { .. })
+        ));
+        assert!(matches!(
+            reg.get("junk@anything.org"),
+            Some(ListState::Disabled { .. })
+        ));
         assert_eq!(reg.errors().len(), 2);
         assert!(reg.get("nosuch@example.org").is_none());
 
         // Broken on reload beyond recognition: keeps its address, answers 451.
         std::fs::write(dir.path().join("dev.toml"), "][").expect("write");
         let reg2 = Registry::load(dir.path(), '+', Some(&reg));
-        assert!(matches!(reg2.get("dev@example.org"), Some(ListState::Disabled { .. })));
+        assert!(matches!(
+            reg2.get("dev@example.org"),
+            Some(ListState::Disabled { .. })
+        ));
     }
 }

@@ -135,22 +135,44 @@ mod tests {
         assert_eq!(role_of(&reg, "Dev@Example.ORG"), dev(Role::Post));
         assert_eq!(role_of(&reg, "dev-request@example.org"), dev(Role::Request));
         assert_eq!(role_of(&reg, "dev-subscribe@example.org"), dev(Role::Join));
-        assert_eq!(role_of(&reg, "dev-unsubscribe@example.org"), dev(Role::Leave));
+        assert_eq!(
+            role_of(&reg, "dev-unsubscribe@example.org"),
+            dev(Role::Leave)
+        );
         assert_eq!(role_of(&reg, "dev-owner@example.org"), dev(Role::Owner));
-        assert_eq!(role_of(&reg, "dev-bounces@example.org"), dev(Role::Bounces(None)));
+        assert_eq!(
+            role_of(&reg, "dev-bounces@example.org"),
+            dev(Role::Bounces(None))
+        );
         assert_eq!(
             role_of(&reg, "dev-bounces+bob=x.org@example.org"),
             dev(Role::Bounces(Some("bob=x.org".into())))
         );
-        assert_eq!(role_of(&reg, "dev-confirm+abc@example.org"), dev(Role::Confirm("abc".into())));
-        assert_eq!(role_of(&reg, "dev-announce@example.org"), Some(("dev-announce".into(), Role::Post)));
-        assert_eq!(role_of(&reg, "dev-announce-owner@example.org"), Some(("dev-announce".into(), Role::Owner)));
+        assert_eq!(
+            role_of(&reg, "dev-confirm+abc@example.org"),
+            dev(Role::Confirm("abc".into()))
+        );
+        assert_eq!(
+            role_of(&reg, "dev-announce@example.org"),
+            Some(("dev-announce".into(), Role::Post))
+        );
+        assert_eq!(
+            role_of(&reg, "dev-announce-owner@example.org"),
+            Some(("dev-announce".into(), Role::Owner))
+        );
     }
 
     #[test]
     fn unknown_addresses_are_not_ours() {
         let (_d, reg) = registry();
-        for rcpt in ["dev@other.org", "nosuch@example.org", "dev-confirm@example.org", "dev-owner+x@example.org", "dev-helper@example.org", "nobody"] {
+        for rcpt in [
+            "dev@other.org",
+            "nosuch@example.org",
+            "dev-confirm@example.org",
+            "dev-owner+x@example.org",
+            "dev-helper@example.org",
+            "nobody",
+        ] {
             assert!(matches!(route(&reg, rcpt), Route::Unknown), "{rcpt}");
         }
     }

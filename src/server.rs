@@ -36,7 +36,11 @@ pub enum ServerError {
 
 /// Load the lists and log every problem (a broken file disables only its list).
 pub fn load_registry(config: &Config, previous: Option<&Registry>) -> Registry {
-    let reg = Registry::load(&config.server.lists_dir, config.server.recipient_delimiter, previous);
+    let reg = Registry::load(
+        &config.server.lists_dir,
+        config.server.recipient_delimiter,
+        previous,
+    );
     for e in reg.errors() {
         tracing::error!(error = %e, "list disabled by a configuration error");
     }
@@ -44,16 +48,29 @@ pub fn load_registry(config: &Config, previous: Option<&Registry>) -> Registry {
 }
 
 /// Run until `shutdown` completes. Every message on `reload` (SIGHUP) reloads the lists.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>, mut reload: mpsc::Receiver<()>) -> Result<(), ServerError> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    mut reload: mpsc::Receiver<()>,
+) -> Result<(), ServerError> {
     let config = Arc::new(config);
     let store = Store::open(&config.server.data_dir, config.store.cache_size)?;
     let registry = Arc::new(load_registry(&config, None));
-    tracing::info!(lists = registry.active().len(), disabled = registry.errors().len(), "lists loaded");
+    tracing::info!(
+        lists = registry.active().len(),
+        disabled = registry.errors().len(),
+        "lists loaded"
+    );
     let (reg_tx, reg_rx) = watch::channel(registry);
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let pool = Pool::start(&config.reinject);
-    let ctx = Arc::new(Context { config: config.clone(), registry: reg_rx.clone(), store: store.clone(), pool });
+    let ctx = Arc::new(Context {
+        config: config.clone(),
+        registry: reg_rx.clone(),
+        store: store.clone(),
+        pool,
+    });
     let limit = Arc::new(Semaphore::new(config.limits.max_sessions));
 
     let mut sockets: Vec<PathBuf> = Vec::new();
@@ -61,12 +78,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, mut reload:
     for l in &config.server.lmtp_listen {
         let bound = listener::bind(l, config.server.lmtp_socket_mode)
             .await
-            .map_err(|source| ServerError::Listen { listen: l.to_string(), source })?;
+            .map_err(|source| ServerError::Listen {
+                listen: l.to_string(),
+                source,
+            })?;
         if let Listen::Unix(p) = l {
             sockets.push(p.clone());
         }
         tracing::info!(listen = %l, "LMTP listening");
-        tasks.spawn(listener::serve(bound, ctx.clone(), limit.clone(), stop_rx.clone()));
+        tasks.spawn(listener::serve(
+            bound,
+            ctx.clone(),
+            limit.clone(),
+            stop_rx.clone(),
+        ));
     }
     let control = config.server.control_socket.clone();
     {
@@ -101,7 +126,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, mut reload:
     tracing::info!("shutting down: no new sessions, finishing the ones in flight");
     let _ = stop_tx.send(true);
     let grace = config.server.shutdown_timeout;
-    let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    let drained =
+        tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!(seconds = grace.as_secs(), "sessions still running after the shutdown timeout; closing them (their mail stays with the MTA)");
         tasks.abort_all();

@@ -8,7 +8,11 @@ use crate::registry::Registry;
 /// Validate the global file and every list file.
 pub fn run(path: &Path) -> Result<(), String> {
     let config = load_config(path)?;
-    let reg = Registry::load(&config.server.lists_dir, config.server.recipient_delimiter, None);
+    let reg = Registry::load(
+        &config.server.lists_dir,
+        config.server.recipient_delimiter,
+        None,
+    );
     for e in reg.errors() {
         eprintln!("{e}");
     }
@@ -17,6 +21,9 @@ pub fn run(path: &Path) -> Result<(), String> {
         println!("{}: ok, {active} list(s)", path.display());
         Ok(())
     } else {
-        Err(format!("{} error(s); {active} list(s) valid", reg.errors().len()))
+        Err(format!(
+            "{} error(s); {active} list(s) valid",
+            reg.errors().len()
+        ))
     }
 }

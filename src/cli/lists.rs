@@ -9,7 +9,11 @@ use crate::registry::{ListState, Registry};
 /// Print `ADDRESS  STATE  MEMBERS  FILE` per list.
 pub fn run(path: &Path) -> Result<(), String> {
     let config = load_config(path)?;
-    let reg = Registry::load(&config.server.lists_dir, config.server.recipient_delimiter, None);
+    let reg = Registry::load(
+        &config.server.lists_dir,
+        config.server.recipient_delimiter,
+        None,
+    );
     let mut backend = Backend::open(&config).ok();
     println!("{:<40} {:<9} {:>9}  FILE", "LIST", "STATE", "MEMBERS");
     for (key, state) in reg.all() {

@@ -65,7 +65,8 @@ impl Backend {
     }
 
     fn client(path: &std::path::Path) -> Result<ControlClient, String> {
-        ControlClient::connect(path).ok_or_else(|| format!("the server stopped answering on {}", path.display()))
+        ControlClient::connect(path)
+            .ok_or_else(|| format!("the server stopped answering on {}", path.display()))
     }
 
     /// Member count of `list`.
@@ -92,7 +93,9 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
                 Backend::Local(store) => {
                     let mut after: Option<String> = None;
                     loop {
-                        let batch = store.members_after(&key, after.as_deref(), 10_000).map_err(|e| e.to_string())?;
+                        let batch = store
+                            .members_after(&key, after.as_deref(), 10_000)
+                            .map_err(|e| e.to_string())?;
                         if batch.is_empty() {
                             break;
                         }
@@ -110,9 +113,16 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
 
 /// The key of an active list named on the command line.
 fn resolve(config: &Config, wanted: &str) -> Result<String, String> {
-    let reg = Registry::load(&config.server.lists_dir, config.server.recipient_delimiter, None);
+    let reg = Registry::load(
+        &config.server.lists_dir,
+        config.server.recipient_delimiter,
+        None,
+    );
     reg.find(wanted).map(|l| l.key()).ok_or_else(|| {
-        format!("no active list {wanted:?} in {} (see `listkeeper lists`)", config.server.lists_dir.display())
+        format!(
+            "no active list {wanted:?} in {} (see `listkeeper lists`)",
+            config.server.lists_dir.display()
+        )
     })
 }
 
@@ -128,8 +138,12 @@ fn change(verb: &str, c: Change) -> Result<(), String> {
         Backend::Local(store) => {
             let mut total = AddOutcome::default();
             for chunk in addrs.chunks(10_000) {
-                let o = if verb == "add" { store.add_members(&key, chunk) } else { store.remove_members(&key, chunk) }
-                    .map_err(|e| e.to_string())?;
+                let o = if verb == "add" {
+                    store.add_members(&key, chunk)
+                } else {
+                    store.remove_members(&key, chunk)
+                }
+                .map_err(|e| e.to_string())?;
                 total.changed += o.changed;
                 total.unchanged += o.unchanged;
             }
@@ -137,9 +151,15 @@ fn change(verb: &str, c: Change) -> Result<(), String> {
         }
     };
     if verb == "add" {
-        println!("{key}: {} added, {} already members", out.changed, out.unchanged);
+        println!(
+            "{key}: {} added, {} already members",
+            out.changed, out.unchanged
+        );
     } else {
-        println!("{key}: {} removed, {} were not members", out.changed, out.unchanged);
+        println!(
+            "{key}: {} removed, {} were not members",
+            out.changed, out.unchanged
+        );
     }
     Ok(())
 }
@@ -163,7 +183,11 @@ fn collect(args: &[String], file: Option<&std::path::Path>) -> Result<Vec<Addres
             let f = std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?;
             Box::new(std::io::BufReader::new(f))
         };
-        let name = if name == "-" { "<stdin>".to_string() } else { name };
+        let name = if name == "-" {
+            "<stdin>".to_string()
+        } else {
+            name
+        };
         for (i, line) in reader.split(b'\n').enumerate() {
             let line = line.map_err(|e| format!("{name}: {e}"))?;
             let text = String::from_utf8_lossy(&line);
@@ -182,6 +206,9 @@ fn collect(args: &[String], file: Option<&std::path::Path>) -> Result<Vec<Addres
     } else {
         let n = errors.len();
         let shown: Vec<String> = errors.into_iter().take(20).collect();
-        Err(format!("{}\nlistkeeper: {n} invalid address(es); nothing was changed", shown.join("\nlistkeeper: ")))
+        Err(format!(
+            "{}\nlistkeeper: {n} invalid address(es); nothing was changed",
+            shown.join("\nlistkeeper: ")
+        ))
     }
 }

@@ -11,7 +11,9 @@ pub fn run(path: &Path) -> Result<(), String> {
     let config = load_config(path)?;
     let threads = config.server.worker_threads;
     let runtime = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
@@ -37,6 +39,8 @@ pub fn run(path: &Path) -> Result<(), String> {
                 _ = int.recv() => tracing::info!("SIGINT received"),
             }
         };
-        crate::server::run(config, shutdown, reload_rx).await.map_err(|e| e.to_string())
+        crate::server::run(config, shutdown, reload_rx)
+            .await
+            .map_err(|e| e.to_string())
     })
 }

@@ -48,7 +48,13 @@ impl ConfigError {
     }
 
     /// A problem located at a byte span of `text`, for `key`.
-    pub fn at(file: &Path, text: &str, span: Range<usize>, key: &str, message: impl Into<String>) -> Self {
+    pub fn at(
+        file: &Path,
+        text: &str,
+        span: Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> Self {
         let (line, column) = line_col(text, span.start);
         ConfigError {
             file: file.to_path_buf(),
@@ -96,7 +102,9 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |p| p + 1);
-    let column = before.get(line_start..).map_or(1, |s| s.chars().count() + 1);
+    let column = before
+        .get(line_start..)
+        .map_or(1, |s| s.chars().count() + 1);
     (line, column)
 }
 

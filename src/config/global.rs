@@ -114,17 +114,72 @@ pub struct Bound {
 
 /// The table of numeric settings (Postfix style: one place for default, min and max).
 pub const BOUNDS: &[Bound] = &[
-    Bound { key: "reinject.connections", default: 4, min: 1, max: 256 },
-    Bound { key: "reinject.max_recipients_per_transaction", default: 500, min: 1, max: 100_000 },
-    Bound { key: "reinject.timeout_secs", default: 300, min: 1, max: 3600 },
-    Bound { key: "limits.max_message_size", default: 25 << 20, min: 1024, max: 1 << 30 },
-    Bound { key: "limits.max_recipients", default: 1000, min: 1, max: 100_000 },
-    Bound { key: "limits.max_sessions", default: 100, min: 1, max: 100_000 },
-    Bound { key: "limits.idle_timeout_secs", default: 300, min: 1, max: 86_400 },
-    Bound { key: "server.shutdown_timeout_secs", default: 30, min: 0, max: 3600 },
-    Bound { key: "server.worker_threads", default: 2, min: 1, max: 256 },
-    Bound { key: "store.cache_size", default: 4 << 20, min: 64 << 10, max: 1 << 36 },
-    Bound { key: "store.journal_ttl_secs", default: 7 * 86_400, min: 3600, max: 365 * 86_400 },
+    Bound {
+        key: "reinject.connections",
+        default: 4,
+        min: 1,
+        max: 256,
+    },
+    Bound {
+        key: "reinject.max_recipients_per_transaction",
+        default: 500,
+        min: 1,
+        max: 100_000,
+    },
+    Bound {
+        key: "reinject.timeout_secs",
+        default: 300,
+        min: 1,
+        max: 3600,
+    },
+    Bound {
+        key: "limits.max_message_size",
+        default: 25 << 20,
+        min: 1024,
+        max: 1 << 30,
+    },
+    Bound {
+        key: "limits.max_recipients",
+        default: 1000,
+        min: 1,
+        max: 100_000,
+    },
+    Bound {
+        key: "limits.max_sessions",
+        default: 100,
+        min: 1,
+        max: 100_000,
+    },
+    Bound {
+        key: "limits.idle_timeout_secs",
+        default: 300,
+        min: 1,
+        max: 86_400,
+    },
+    Bound {
+        key: "server.shutdown_timeout_secs",
+        default: 30,
+        min: 0,
+        max: 3600,
+    },
+    Bound {
+        key: "server.worker_threads",
+        default: 2,
+        min: 1,
+        max: 256,
+    },
+    Bound {
+        key: "store.cache_size",
+        default: 4 << 20,
+        min: 64 << 10,
+        max: 1 << 36,
+    },
+    Bound {
+        key: "store.journal_ttl_secs",
+        default: 7 * 86_400,
+        min: 3600,
+        max: 365 * 86_400,
+    },
 ];
 
 #[derive(Deserialize, Default)]
@@ -203,14 +258,25 @@ impl Checker<'_> {
                 self.fail(
                     v.span(),
                     key,
-                    format!("{} is out of range, it must be between {} and {}", v.get_ref(), b.min, b.max),
+                    format!(
+                        "{} is out of range, it must be between {} and {}",
+                        v.get_ref(),
+                        b.min,
+                        b.max
+                    ),
                 );
                 b.default
             }
         }
     }
 
-    fn path(&mut self, base: &Path, key: &str, value: &Option<Spanned<String>>, default: &str) -> PathBuf {
+    fn path(
+        &mut self,
+        base: &Path,
+        key: &str,
+        value: &Option<Spanned<String>>,
+        default: &str,
+    ) -> PathBuf {
         let raw = value.as_ref().map_or(default, |v| v.get_ref().as_str());
         if raw.is_empty() {
             if let Some(v) = value {
@@ -224,20 +290,29 @@ impl Checker<'_> {
 impl Config {
     /// Read and validate the global file; all problems are returned at once.
     pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| vec![ConfigError::file(path, format!("cannot read the file: {e}"))])?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError::file(
+                path,
+                format!("cannot read the file: {e}"),
+            )]
+        })?;
         Config::parse(path, &text)
     }
 
     /// Validate `text` as the content of the global file at `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
-        let raw: Raw = toml::from_str(text).map_err(|e| vec![ConfigError::from_toml(path, text, &e)])?;
+        let raw: Raw =
+            toml::from_str(text).map_err(|e| vec![ConfigError::from_toml(path, text, &e)])?;
         let base = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
         let base = std::path::absolute(&base).unwrap_or(base);
-        let mut c = Checker { file: path, text, errors: Vec::new() };
+        let mut c = Checker {
+            file: path,
+            text,
+            errors: Vec::new(),
+        };
 
         let s = &raw.server;
         let mut listen = Vec::new();
@@ -258,7 +333,11 @@ impl Config {
             Some(m) => match u32::from_str_radix(m.get_ref().trim_start_matches("0o"), 8) {
                 Ok(v) if v <= 0o777 => v,
                 _ => {
-                    c.fail(m.span(), "server.lmtp_socket_mode", "must be an octal mode such as \"0660\"");
+                    c.fail(
+                        m.span(),
+                        "server.lmtp_socket_mode",
+                        "must be an octal mode such as \"0660\"",
+                    );
                     0o666
                 }
             },
@@ -272,7 +351,11 @@ impl Config {
                 match (chars.next(), chars.next()) {
                     (Some(ch), None) if "+-_=.#~".contains(ch) => ch,
                     _ => {
-                        c.fail(d.span(), "server.recipient_delimiter", "must be a single character such as \"+\" (one of + - _ = . # ~)");
+                        c.fail(
+                            d.span(),
+                            "server.recipient_delimiter",
+                            "must be a single character such as \"+\" (one of + - _ = . # ~)",
+                        );
                         '+'
                     }
                 }
@@ -290,7 +373,11 @@ impl Config {
             None => "127.0.0.1:10026".to_string(),
             Some(t) => {
                 if !valid_host_port(t.get_ref()) {
-                    c.fail(t.span(), "reinject.target", "must be host:port, e.g. \"127.0.0.1:10026\"");
+                    c.fail(
+                        t.span(),
+                        "reinject.target",
+                        "must be host:port, e.g. \"127.0.0.1:10026\"",
+                    );
                 }
                 t.get_ref().clone()
             }
@@ -299,7 +386,9 @@ impl Config {
             None => "localhost".to_string(),
             Some(h) => {
                 let ok = !h.get_ref().is_empty()
-                    && h.get_ref().chars().all(|ch| ch.is_ascii_alphanumeric() || ".-_[]:".contains(ch));
+                    && h.get_ref()
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ".-_[]:".contains(ch));
                 if !ok {
                     c.fail(h.span(), "reinject.helo_name", "must be a host name");
                 }
@@ -309,7 +398,10 @@ impl Config {
         let reinject = ReinjectConfig {
             target,
             connections: c.bounded("reinject.connections", &r.connections) as usize,
-            max_recipients_per_transaction: c.bounded("reinject.max_recipients_per_transaction", &r.max_recipients_per_transaction) as usize,
+            max_recipients_per_transaction: c.bounded(
+                "reinject.max_recipients_per_transaction",
+                &r.max_recipients_per_transaction,
+            ) as usize,
             helo_name,
             timeout: Duration::from_secs(c.bounded("reinject.timeout_secs", &r.timeout_secs)),
         };
@@ -318,12 +410,16 @@ impl Config {
             max_message_size: c.bounded("limits.max_message_size", &l.max_message_size) as usize,
             max_recipients: c.bounded("limits.max_recipients", &l.max_recipients) as usize,
             max_sessions: c.bounded("limits.max_sessions", &l.max_sessions) as usize,
-            idle_timeout: Duration::from_secs(c.bounded("limits.idle_timeout_secs", &l.idle_timeout_secs)),
+            idle_timeout: Duration::from_secs(
+                c.bounded("limits.idle_timeout_secs", &l.idle_timeout_secs),
+            ),
         };
         let st = &raw.store;
         let store = StoreConfig {
             cache_size: c.bounded("store.cache_size", &st.cache_size) as usize,
-            journal_ttl: Duration::from_secs(c.bounded("store.journal_ttl_secs", &st.journal_ttl_secs)),
+            journal_ttl: Duration::from_secs(
+                c.bounded("store.journal_ttl_secs", &st.journal_ttl_secs),
+            ),
         };
         if !c.errors.is_empty() {
             return Err(c.errors);
@@ -350,14 +446,18 @@ impl Config {
 fn parse_listen(entry: &str, base: &Path) -> Result<Listen, String> {
     if let Some(p) = entry.strip_prefix("unix:") {
         if p.is_empty() {
-            return Err("a unix listener needs a path, e.g. \"unix:/run/listkeeper/lmtp.sock\"".into());
+            return Err(
+                "a unix listener needs a path, e.g. \"unix:/run/listkeeper/lmtp.sock\"".into(),
+            );
         }
         return Ok(Listen::Unix(base.join(p)));
     }
     if valid_host_port(entry) {
         Ok(Listen::Tcp(entry.to_string()))
     } else {
-        Err(format!("{entry:?} is neither \"unix:/path\" nor \"host:port\""))
+        Err(format!(
+            "{entry:?} is neither \"unix:/path\" nor \"host:port\""
+        ))
     }
 }
 
@@ -376,7 +476,10 @@ mod tests {
     fn defaults_and_relative_paths() {
         let cfg = Config::parse(Path::new("/etc/lk/listkeeper.toml"), "[server]\nlmtp_listen = [\"unix:run/lmtp.sock\", \"127.0.0.1:2424\"]\ndata_dir = \"data\"\n")
             .expect("valid");
-        assert_eq!(cfg.server.lmtp_listen[0], Listen::Unix("/etc/lk/run/lmtp.sock".into()));
+        assert_eq!(
+            cfg.server.lmtp_listen[0],
+            Listen::Unix("/etc/lk/run/lmtp.sock".into())
+        );
         assert_eq!(cfg.server.data_dir, PathBuf::from("/etc/lk/data"));
         assert_eq!(cfg.server.lists_dir, PathBuf::from("/etc/lk/lists.d"));
         assert_eq!(cfg.reinject.connections, 4);
@@ -390,14 +493,30 @@ mod tests {
         let errs = Config::parse(Path::new("g.toml"), text).expect_err("invalid");
         let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert_eq!(lines.len(), 3, "{lines:?}");
-        assert!(lines[0].starts_with("g.toml:2:16: key `server.lmtp_listen`:"), "{}", lines[0]);
-        assert!(lines[1].starts_with("g.toml:3:23: key `server.recipient_delimiter`:"), "{}", lines[1]);
-        assert!(lines[2].contains("g.toml:5:15: key `reinject.connections`: 0 is out of range"), "{}", lines[2]);
+        assert!(
+            lines[0].starts_with("g.toml:2:16: key `server.lmtp_listen`:"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].starts_with("g.toml:3:23: key `server.recipient_delimiter`:"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].contains("g.toml:5:15: key `reinject.connections`: 0 is out of range"),
+            "{}",
+            lines[2]
+        );
     }
 
     #[test]
     fn unknown_keys_are_errors() {
-        let errs = Config::parse(Path::new("g.toml"), "[server]\nlmtp_listen = [\"127.0.0.1:1\"]\nlisten_lmtp = 1\n").expect_err("invalid");
+        let errs = Config::parse(
+            Path::new("g.toml"),
+            "[server]\nlmtp_listen = [\"127.0.0.1:1\"]\nlisten_lmtp = 1\n",
+        )
+        .expect_err("invalid");
         assert_eq!(errs.len(), 1);
         let e = &errs[0];
         assert_eq!((e.line, e.key.as_str()), (3, "server.listen_lmtp"), "{e}");

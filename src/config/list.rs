@@ -94,7 +94,9 @@ struct RawPosting {
 
 impl Default for RawPosting {
     fn default() -> Self {
-        RawPosting { policy: default_policy() }
+        RawPosting {
+            policy: default_policy(),
+        }
     }
 }
 
@@ -119,14 +121,19 @@ pub fn address_hint(text: &str) -> Option<Address> {
 impl ListConfig {
     /// Read and validate one list file.
     pub fn load(path: &Path, delimiter: char) -> Result<ListConfig, Vec<ConfigError>> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| vec![ConfigError::file(path, format!("cannot read the file: {e}"))])?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError::file(
+                path,
+                format!("cannot read the file: {e}"),
+            )]
+        })?;
         ListConfig::parse(path, &text, delimiter)
     }
 
     /// Validate `text` as the list file at `path`.
     pub fn parse(path: &Path, text: &str, delimiter: char) -> Result<ListConfig, Vec<ConfigError>> {
-        let raw: Raw = toml::from_str(text).map_err(|e| vec![ConfigError::from_toml(path, text, &e)])?;
+        let raw: Raw =
+            toml::from_str(text).map_err(|e| vec![ConfigError::from_toml(path, text, &e)])?;
         let mut errors = Vec::new();
         macro_rules! fail {
             ($span:expr, $key:expr, $msg:expr) => {
@@ -137,14 +144,20 @@ impl ListConfig {
         let address = match Address::parse(raw.address.get_ref()) {
             Ok(a) => Some(a),
             Err(e) => {
-                fail!(raw.address.span(), "address", format!("{:?} is not a valid address: {e}", raw.address.get_ref()));
+                fail!(
+                    raw.address.span(),
+                    "address",
+                    format!("{:?} is not a valid address: {e}", raw.address.get_ref())
+                );
                 None
             }
         };
         let mut name = String::new();
         if let Some(a) = &address {
             name = a.local().to_lowercase();
-            let clean = name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            let clean = name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
             if !clean || name.contains(delimiter) {
                 fail!(raw.address.span(), "address", format!("the list name {name:?} may contain only letters, digits, '-', '_' and '.', and not the recipient delimiter {delimiter:?}"));
             } else if let Some(s) = ROLE_SUFFIXES.iter().find(|s| name.ends_with(*s)) {
@@ -153,24 +166,50 @@ impl ListConfig {
         }
         let mut owners = Vec::new();
         if raw.owners.get_ref().is_empty() {
-            fail!(raw.owners.span(), "owners", "give at least one owner address");
+            fail!(
+                raw.owners.span(),
+                "owners",
+                "give at least one owner address"
+            );
         }
         for o in raw.owners.get_ref() {
             match Address::parse(o.get_ref()) {
-                Ok(a) if address.as_ref().is_some_and(|l| a.domain() == l.domain() && a.local().to_lowercase().starts_with(&name)) => {
-                    fail!(o.span(), "owners", format!("{:?} is an address of this list itself, which would loop", o.get_ref()));
+                Ok(a)
+                    if address.as_ref().is_some_and(|l| {
+                        a.domain() == l.domain() && a.local().to_lowercase().starts_with(&name)
+                    }) =>
+                {
+                    fail!(
+                        o.span(),
+                        "owners",
+                        format!(
+                            "{:?} is an address of this list itself, which would loop",
+                            o.get_ref()
+                        )
+                    );
                 }
                 Ok(a) => owners.push(a),
-                Err(e) => fail!(o.span(), "owners", format!("{:?} is not a valid address: {e}", o.get_ref())),
+                Err(e) => fail!(
+                    o.span(),
+                    "owners",
+                    format!("{:?} is not a valid address: {e}", o.get_ref())
+                ),
             }
         }
         let display_name = raw.display_name.clone();
         if display_name.chars().any(|c| c.is_control()) {
-            errors.push(ConfigError::file(path, "key `display_name`: must be one line without control characters"));
+            errors.push(ConfigError::file(
+                path,
+                "key `display_name`: must be one line without control characters",
+            ));
         }
         let prefix = raw.decoration.subject_prefix.as_ref().map(|v| {
             if v.get_ref().chars().any(|c| c.is_control()) {
-                fail!(v.span(), "decoration.subject_prefix", "must be one line without control characters");
+                fail!(
+                    v.span(),
+                    "decoration.subject_prefix",
+                    "must be one line without control characters"
+                );
             }
             v.get_ref().clone()
         });
@@ -206,7 +245,13 @@ impl ListConfig {
         if let Some(f) = &raw.decoration.footer {
             match render_footer(f.get_ref(), &list) {
                 Ok(text) => list.decoration.footer = Some(text),
-                Err(m) => errors.push(ConfigError::at(path, text, f.span(), "decoration.footer", m)),
+                Err(m) => errors.push(ConfigError::at(
+                    path,
+                    text,
+                    f.span(),
+                    "decoration.footer",
+                    m,
+                )),
             }
         }
         if errors.is_empty() {
@@ -254,7 +299,10 @@ pub fn render_footer(template: &str, list: &ListConfig) -> Result<String, String
         rest = &tail[end + 1..];
     }
     out.push_str(rest);
-    if out.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+    if out
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
         return Err("the footer contains control characters".into());
     }
     Ok(out)
@@ -284,10 +332,20 @@ mod tests {
         let bad = GOOD.replace("\"open\"", "\"closed\"");
         let e = ListConfig::parse(Path::new("dev.toml"), &bad, '+').expect_err("invalid");
         assert_eq!(e.len(), 1);
-        assert_eq!((e[0].line, e[0].column, e[0].key.as_str()), (5, 10, "posting.policy"), "{}", e[0]);
+        assert_eq!(
+            (e[0].line, e[0].column, e[0].key.as_str()),
+            (5, 10, "posting.policy"),
+            "{}",
+            e[0]
+        );
         let bad = GOOD.replace("{request_address}", "{nope}");
         let e = ListConfig::parse(Path::new("dev.toml"), &bad, '+').expect_err("invalid");
-        assert!(e[0].to_string().starts_with("dev.toml:8:10: key `decoration.footer`: unknown placeholder {nope}"), "{}", e[0]);
+        assert!(
+            e[0].to_string()
+                .starts_with("dev.toml:8:10: key `decoration.footer`: unknown placeholder {nope}"),
+            "{}",
+            e[0]
+        );
         let bad = GOOD.replace("[posting]", "colour = 1\n[posting]");
         let e = ListConfig::parse(Path::new("dev.toml"), &bad, '+').expect_err("invalid");
         assert_eq!((e[0].line, e[0].key.as_str()), (4, "colour"), "{}", e[0]);

@@ -61,7 +61,12 @@ pub fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
 }
 
 /// Accept sessions until shutdown, then wait for the sessions in flight.
-pub async fn serve(bound: Bound, ctx: Arc<Context>, limit: Arc<Semaphore>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    bound: Bound,
+    ctx: Arc<Context>,
+    limit: Arc<Semaphore>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut sessions = JoinSet::new();
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -103,17 +108,29 @@ async fn accept(bound: &Bound) -> std::io::Result<Stream> {
     }
 }
 
-async fn run_session(stream: Stream, ctx: Arc<Context>, shutdown: watch::Receiver<bool>, limit: Arc<Semaphore>) {
+async fn run_session(
+    stream: Stream,
+    ctx: Arc<Context>,
+    shutdown: watch::Receiver<bool>,
+    limit: Arc<Semaphore>,
+) {
     match stream {
         Stream::Tcp(s) => guarded(s, ctx, shutdown, limit).await,
         Stream::Unix(s) => guarded(s, ctx, shutdown, limit).await,
     }
 }
 
-async fn guarded<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, ctx: Arc<Context>, shutdown: watch::Receiver<bool>, limit: Arc<Semaphore>) {
+async fn guarded<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    ctx: Arc<Context>,
+    shutdown: watch::Receiver<bool>,
+    limit: Arc<Semaphore>,
+) {
     let Ok(_permit) = limit.try_acquire_owned() else {
         tracing::warn!("too many concurrent LMTP sessions; refusing one");
-        let _ = s.write_all(b"421 4.3.2 too many concurrent sessions, try again later\r\n").await;
+        let _ = s
+            .write_all(b"421 4.3.2 too many concurrent sessions, try again later\r\n")
+            .await;
         return;
     };
     let end = Session::new(s, ctx, shutdown).run().await;

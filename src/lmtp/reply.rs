@@ -23,7 +23,11 @@ impl Reply {
     /// Build a reply; CR and LF in `text` are replaced so a reply is always one line.
     pub fn new(code: u16, esc: (u8, u8, u8), text: impl Into<String>) -> Reply {
         let text: String = text.into();
-        Reply { code, esc, text: text.replace(['\r', '\n'], " ") }
+        Reply {
+            code,
+            esc,
+            text: text.replace(['\r', '\n'], " "),
+        }
     }
 
     /// `250 2.0.0 text`.
@@ -52,16 +56,58 @@ impl fmt::Display for Reply {
 /// The reply for a failed delivery to one list recipient.
 pub fn reply_for(err: &PostError) -> Reply {
     match err {
-        PostError::ListDisabled(list) => Reply::new(451, (4, 3, 5), format!("the list {list} is temporarily disabled by a configuration error; try again later")),
-        PostError::NotMember(list) => Reply::new(550, (5, 7, 1), format!("only members may post to {list}; your address is not subscribed")),
-        PostError::NoSender(list) => Reply::new(550, (5, 7, 1), format!("a post to {list} needs a sender address")),
-        PostError::Unparseable => Reply::new(554, (5, 6, 0), "the message could not be parsed as an Internet message"),
-        PostError::MtaUnreachable(_) => Reply::new(451, (4, 4, 1), "the mail system is not reachable right now; try again later"),
-        PostError::MtaConnection(_) => Reply::new(451, (4, 4, 2), "the connection to the mail system broke; try again later"),
-        PostError::MtaDeferred(_) => Reply::new(451, (4, 4, 0), "the mail system deferred some copies; try again later"),
-        PostError::MtaRefused(_) => Reply::new(554, (5, 4, 0), "the mail system refused the list's copies of this message"),
-        PostError::Store(_) => Reply::new(451, (4, 3, 0), "the list's store is not available; try again later"),
-        PostError::Shutdown => Reply::new(421, (4, 3, 0), "listkeeper is shutting down; try again later"),
+        PostError::ListDisabled(list) => Reply::new(
+            451,
+            (4, 3, 5),
+            format!(
+                "the list {list} is temporarily disabled by a configuration error; try again later"
+            ),
+        ),
+        PostError::NotMember(list) => Reply::new(
+            550,
+            (5, 7, 1),
+            format!("only members may post to {list}; your address is not subscribed"),
+        ),
+        PostError::NoSender(list) => Reply::new(
+            550,
+            (5, 7, 1),
+            format!("a post to {list} needs a sender address"),
+        ),
+        PostError::Unparseable => Reply::new(
+            554,
+            (5, 6, 0),
+            "the message could not be parsed as an Internet message",
+        ),
+        PostError::MtaUnreachable(_) => Reply::new(
+            451,
+            (4, 4, 1),
+            "the mail system is not reachable right now; try again later",
+        ),
+        PostError::MtaConnection(_) => Reply::new(
+            451,
+            (4, 4, 2),
+            "the connection to the mail system broke; try again later",
+        ),
+        PostError::MtaDeferred(_) => Reply::new(
+            451,
+            (4, 4, 0),
+            "the mail system deferred some copies; try again later",
+        ),
+        PostError::MtaRefused(_) => Reply::new(
+            554,
+            (5, 4, 0),
+            "the mail system refused the list's copies of this message",
+        ),
+        PostError::Store(_) => Reply::new(
+            451,
+            (4, 3, 0),
+            "the list's store is not available; try again later",
+        ),
+        PostError::Shutdown => Reply::new(
+            421,
+            (4, 3, 0),
+            "listkeeper is shutting down; try again later",
+        ),
     }
 }
 
@@ -83,17 +129,31 @@ mod tests {
             let r = reply_for(e);
             assert_eq!((r.code / 100, r.esc.0), (4, 4), "{e:?} -> {r}");
         }
-        let perm = [PostError::NotMember("dev@x".into()), PostError::Unparseable, PostError::MtaRefused("x".into())];
+        let perm = [
+            PostError::NotMember("dev@x".into()),
+            PostError::Unparseable,
+            PostError::MtaRefused("x".into()),
+        ];
         for e in &perm {
             let r = reply_for(e);
             assert_eq!((r.code / 100, r.esc.0), (5, 5), "{e:?} -> {r}");
         }
-        assert_eq!(reply_for(&PostError::ListDisabled("dev@x".into())).to_string().get(..9), Some("451 4.3.5"));
-        assert!(!reply_for(&PostError::Store("secret path".into())).text.contains("secret"));
+        assert_eq!(
+            reply_for(&PostError::ListDisabled("dev@x".into()))
+                .to_string()
+                .get(..9),
+            Some("451 4.3.5")
+        );
+        assert!(!reply_for(&PostError::Store("secret path".into()))
+            .text
+            .contains("secret"));
     }
 
     #[test]
     fn a_reply_is_one_line() {
-        assert_eq!(Reply::new(550, (5, 1, 1), "a\r\nb").to_line(), "550 5.1.1 a  b\r\n");
+        assert_eq!(
+            Reply::new(550, (5, 1, 1), "a\r\nb").to_line(),
+            "550 5.1.1 a  b\r\n"
+        );
     }
 }

@@ -33,12 +33,20 @@ enum State {
     /// After MAIL.
     Mail { from: String },
     /// After at least one accepted RCPT.
-    Rcpt { from: String, rcpts: Vec<(String, Route)>, refused: usize },
+    Rcpt {
+        from: String,
+        rcpts: Vec<(String, Route)>,
+        refused: usize,
+    },
 }
 
 enum Mode {
     Command,
-    Data { receiver: DataReceiver, message: Vec<u8>, too_big: bool },
+    Data {
+        receiver: DataReceiver,
+        message: Vec<u8>,
+        too_big: bool,
+    },
 }
 
 /// Why a session ended (for the log).
@@ -125,7 +133,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
             }
             if *self.shutdown.borrow() && matches!(self.state, State::Fresh | State::Ready) {
-                self.say(Reply::new(421, (4, 3, 0), "listkeeper is shutting down; try again later"));
+                self.say(Reply::new(
+                    421,
+                    (4, 3, 0),
+                    "listkeeper is shutting down; try again later",
+                ));
                 let _ = self.flush().await;
                 return End::Shutdown;
             }
@@ -134,14 +146,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Consume some input; `Some` ends the session.
     async fn step(&mut self, it: &mut std::slice::Iter<'_, u8>) -> Option<End> {
-        if let Mode::Data { receiver, message, too_big } = &mut self.mode {
+        if let Mode::Data {
+            receiver,
+            message,
+            too_big,
+        } = &mut self.mode
+        {
             let complete = receiver.ingest(it, message);
             if message.len() > self.ctx.config.limits.max_message_size {
                 *too_big = true;
                 message.clear();
             }
             if complete {
-                let Mode::Data { message, too_big, .. } = std::mem::replace(&mut self.mode, Mode::Command) else {
+                let Mode::Data {
+                    message, too_big, ..
+                } = std::mem::replace(&mut self.mode, Mode::Command)
+                else {
                     return None;
                 };
                 self.end_of_data(message, too_big).await;
@@ -174,7 +194,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.out.extend_from_slice(text.as_bytes());
             }
             Request::Ehlo { .. } | Request::Helo { .. } => {
-                self.say(Reply::new(500, (5, 5, 1), "this is an LMTP server (RFC 2033): say LHLO"));
+                self.say(Reply::new(
+                    500,
+                    (5, 5, 1),
+                    "this is an LMTP server (RFC 2033): say LHLO",
+                ));
             }
             Request::Mail { from } => self.mail(from.address, from.size),
             Request::Rcpt { to } => self.rcpt(to.address),
@@ -190,11 +214,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.say(Reply::new(221, (2, 0, 0), "bye"));
                 return Some(End::Quit);
             }
-            Request::Help { .. } => self.say(Reply::new(214, (2, 0, 0), "commands: LHLO MAIL RCPT DATA RSET NOOP QUIT")),
+            Request::Help { .. } => self.say(Reply::new(
+                214,
+                (2, 0, 0),
+                "commands: LHLO MAIL RCPT DATA RSET NOOP QUIT",
+            )),
             Request::Vrfy { .. } | Request::Expn { .. } => {
                 self.say(Reply::new(502, (5, 5, 1), "VRFY and EXPN are not offered"))
             }
-            other => self.say(Reply::new(502, (5, 5, 1), format!("{} is not implemented here", other.name()))),
+            other => self.say(Reply::new(
+                502,
+                (5, 5, 1),
+                format!("{} is not implemented here", other.name()),
+            )),
         }
         None
     }
@@ -208,11 +240,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             State::Ready => {}
         }
         if size > self.ctx.config.limits.max_message_size {
-            return self.say(Reply::new(552, (5, 3, 4), "message size exceeds the fixed limit"));
+            return self.say(Reply::new(
+                552,
+                (5, 3, 4),
+                "message size exceeds the fixed limit",
+            ));
         }
         if !from.is_empty() {
             if let Err(e) = Address::parse(&from) {
-                return self.say(Reply::new(501, (5, 1, 7), format!("bad sender address: {e}")));
+                return self.say(Reply::new(
+                    501,
+                    (5, 1, 7),
+                    format!("bad sender address: {e}"),
+                ));
             }
         }
         // A transaction sees one consistent set of lists, even if a reload happens meanwhile.
@@ -222,21 +262,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     fn rcpt(&mut self, to: String) {
-        let (from, mut rcpts, mut refused) = match std::mem::replace(&mut self.state, State::Ready) {
+        let (from, mut rcpts, mut refused) = match std::mem::replace(&mut self.state, State::Ready)
+        {
             State::Mail { from } => (from, Vec::new(), 0),
-            State::Rcpt { from, rcpts, refused } => (from, rcpts, refused),
+            State::Rcpt {
+                from,
+                rcpts,
+                refused,
+            } => (from, rcpts, refused),
             other => {
                 self.state = other;
                 return self.say(Reply::new(503, (5, 5, 1), "need MAIL before RCPT"));
             }
         };
-        let reply = if rcpts.len() + refused >= self.ctx.config.limits.max_recipients {
+        let reply = if rcpts.len() >= self.ctx.config.limits.max_recipients {
             Reply::new(452, (4, 5, 3), "too many recipients in this transaction")
         } else {
             match route::route(&self.registry, &to) {
-                Route::Unknown => Reply::new(550, (5, 1, 1), format!("<{to}>: no such list address here")),
-                Route::Disabled { list } => crate::lmtp::reply::reply_for(&pipeline::PostError::ListDisabled(list)),
-                Route::List(_, role) if !matches!(role, Role::Post | Role::Owner) => pipeline::role_not_enabled(&role),
+                Route::Unknown => {
+                    Reply::new(550, (5, 1, 1), format!("<{to}>: no such list address here"))
+                }
+                Route::Disabled { list } => {
+                    crate::lmtp::reply::reply_for(&pipeline::PostError::ListDisabled(list))
+                }
+                Route::List(_, role) if !matches!(role, Role::Post | Role::Owner) => {
+                    pipeline::role_not_enabled(&role)
+                }
                 route => {
                     rcpts.push((to.clone(), route));
                     Reply::new(250, (2, 1, 5), format!("<{to}> ok"))
@@ -247,7 +298,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             refused += 1;
             tracing::info!(session = self.id, rcpt = %to, reply = %reply, "recipient refused");
         }
-        self.state = State::Rcpt { from, rcpts, refused };
+        self.state = State::Rcpt {
+            from,
+            rcpts,
+            refused,
+        };
         self.say(reply);
     }
 
@@ -259,32 +314,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 // that an empty message (`.` right after DATA) also ends.
                 let mut scratch = Vec::new();
                 receiver.ingest(&mut b"\r\n".iter(), &mut scratch);
-                self.mode = Mode::Data { receiver, message: Vec::with_capacity(16 * 1024), too_big: false };
-                self.say(Reply::new(354, (2, 0, 0), "send the message, end with <CRLF>.<CRLF>"));
+                self.mode = Mode::Data {
+                    receiver,
+                    message: Vec::with_capacity(16 * 1024),
+                    too_big: false,
+                };
+                self.say(Reply::new(
+                    354,
+                    (2, 0, 0),
+                    "send the message, end with <CRLF>.<CRLF>",
+                ));
             }
-            State::Rcpt { .. } | State::Mail { .. } => self.say(Reply::new(503, (5, 5, 1), "no valid recipients")),
+            State::Rcpt { .. } | State::Mail { .. } => {
+                self.say(Reply::new(503, (5, 5, 1), "no valid recipients"))
+            }
             _ => self.say(Reply::new(503, (5, 5, 1), "need MAIL and RCPT before DATA")),
         }
     }
 
     async fn end_of_data(&mut self, message: Vec<u8>, too_big: bool) {
-        let State::Rcpt { from, rcpts, .. } = std::mem::replace(&mut self.state, State::Ready) else {
+        let State::Rcpt { from, rcpts, .. } = std::mem::replace(&mut self.state, State::Ready)
+        else {
             return;
         };
         if too_big {
             tracing::info!(session = self.id, sender = %from, "message over the size limit refused");
             for _ in &rcpts {
-                self.say(Reply::new(552, (5, 3, 4), "message size exceeds the fixed limit"));
+                self.say(Reply::new(
+                    552,
+                    (5, 3, 4),
+                    "message size exceeds the fixed limit",
+                ));
             }
             return;
         }
-        let delivery = Arc::new(Delivery { session: self.id, sender: from, raw: Arc::new(message) });
+        let delivery = Arc::new(Delivery {
+            session: self.id,
+            sender: from,
+            raw: Arc::new(message),
+        });
         // Each recipient is handled concurrently; replies are written in RCPT order as soon as
         // each one and all before it are known.
         let mut handles = Vec::with_capacity(rcpts.len());
         for (_, route) in rcpts {
             let (ctx, delivery) = (self.ctx.clone(), delivery.clone());
-            handles.push(tokio::spawn(async move { pipeline::deliver(&ctx, &delivery, &route).await }));
+            handles.push(tokio::spawn(async move {
+                pipeline::deliver(&ctx, &delivery, &route).await
+            }));
         }
         for h in handles {
             let reply = h.await.unwrap_or_else(|e| {
@@ -316,12 +392,23 @@ fn protocol_error(e: &ProtoError) -> Reply {
     match e {
         ProtoError::UnknownCommand => Reply::new(500, (5, 5, 2), "command not recognized"),
         ProtoError::InvalidSenderAddress => Reply::new(501, (5, 1, 7), "bad sender address syntax"),
-        ProtoError::InvalidRecipientAddress => Reply::new(501, (5, 1, 3), "bad recipient address syntax"),
-        ProtoError::SyntaxError { syntax } => Reply::new(501, (5, 5, 4), format!("syntax: {syntax}")),
-        ProtoError::InvalidParameter { param } => Reply::new(501, (5, 5, 4), format!("invalid parameter {param}")),
-        ProtoError::UnsupportedParameter { param } => {
-            Reply::new(555, (5, 5, 4), format!("unsupported parameter {}", param.chars().take(40).collect::<String>()))
+        ProtoError::InvalidRecipientAddress => {
+            Reply::new(501, (5, 1, 3), "bad recipient address syntax")
         }
+        ProtoError::SyntaxError { syntax } => {
+            Reply::new(501, (5, 5, 4), format!("syntax: {syntax}"))
+        }
+        ProtoError::InvalidParameter { param } => {
+            Reply::new(501, (5, 5, 4), format!("invalid parameter {param}"))
+        }
+        ProtoError::UnsupportedParameter { param } => Reply::new(
+            555,
+            (5, 5, 4),
+            format!(
+                "unsupported parameter {}",
+                param.chars().take(40).collect::<String>()
+            ),
+        ),
         ProtoError::ResponseTooLong => Reply::new(500, (5, 5, 6), "line too long"),
         _ => Reply::new(500, (5, 5, 2), "command not recognized"),
     }

@@ -37,7 +37,12 @@ fn header_end(raw: &[u8]) -> usize {
 
 /// Apply the list's posting policy: `open` lets everyone in; `members` wants the envelope
 /// sender or the From address to be a member.
-pub async fn check_policy(ctx: &Context, list: &Arc<ListConfig>, sender: &str, raw: &[u8]) -> Result<(), PostError> {
+pub async fn check_policy(
+    ctx: &Context,
+    list: &Arc<ListConfig>,
+    sender: &str,
+    raw: &[u8],
+) -> Result<(), PostError> {
     match list.posting {
         PostingPolicy::Open => Ok(()),
         PostingPolicy::Members => {
@@ -79,9 +84,13 @@ mod tests {
 
     #[test]
     fn reads_message_id_and_from_from_headers_only() {
-        let raw = b"From: \"A\" <Alice@Example.org>\r\nMessage-ID: <abc@x>\r\n\r\nFrom: evil@x.org\r\n";
+        let raw =
+            b"From: \"A\" <Alice@Example.org>\r\nMessage-ID: <abc@x>\r\n\r\nFrom: evil@x.org\r\n";
         assert_eq!(message_id(raw), "abc@x");
-        assert_eq!(from_address(raw).map(|a| a.key()), Some("alice@example.org".into()));
+        assert_eq!(
+            from_address(raw).map(|a| a.key()),
+            Some("alice@example.org".into())
+        );
         assert_eq!(message_id(b"garbage"), "");
         assert_eq!(from_address(b"\xff\xfe"), None);
     }

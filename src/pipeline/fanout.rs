@@ -43,7 +43,12 @@ struct Batch {
 type BatchResult = (Batch, Result<Vec<RcptStatus>, TxError>);
 
 /// Distribute `wire` to the members of `list`.
-pub async fn fan_out(ctx: &Context, list: &Arc<ListConfig>, key: JournalKey, wire: Arc<Wire>) -> Result<Stats, PostError> {
+pub async fn fan_out(
+    ctx: &Context,
+    list: &Arc<ListConfig>,
+    key: JournalKey,
+    wire: Arc<Wire>,
+) -> Result<Stats, PostError> {
     let store = ctx.store.clone();
     let done = blocking(move || store.journal_load(&key)).await?;
     let batch_size = ctx.pool.batch_size;
@@ -91,7 +96,12 @@ pub async fn fan_out(ctx: &Context, list: &Arc<ListConfig>, key: JournalKey, wir
     }
 }
 
-async fn fetch(ctx: &Context, list: &str, after: Option<String>, limit: usize) -> Result<Vec<Member>, PostError> {
+async fn fetch(
+    ctx: &Context,
+    list: &str,
+    after: Option<String>,
+    limit: usize,
+) -> Result<Vec<Member>, PostError> {
     let store = ctx.store.clone();
     let list = list.to_string();
     blocking(move || store.members_after(&list, after.as_deref(), limit)).await
@@ -157,10 +167,17 @@ async fn settle(
         }
     }
     if !deferred.is_empty() {
-        failure.get_or_insert(PostError::MtaDeferred(format!("{} recipient(s) deferred", deferred.len())));
+        failure.get_or_insert(PostError::MtaDeferred(format!(
+            "{} recipient(s) deferred",
+            deferred.len()
+        )));
     }
     if journaled || !deferred.is_empty() {
-        let entry = DoneBatch { first: batch.first, last: batch.last, except: deferred };
+        let entry = DoneBatch {
+            first: batch.first,
+            last: batch.last,
+            except: deferred,
+        };
         let store = ctx.store.clone();
         let (key, ttl) = (*key, ctx.config.store.journal_ttl.as_secs());
         if let Err(e) = blocking(move || store.journal_record(&key, &entry, ttl)).await {

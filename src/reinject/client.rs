@@ -107,7 +107,10 @@ pub struct Client<S> {
 }
 
 fn conn_err(reason: impl Into<String>, data_sent: bool) -> TxError {
-    TxError::Connection { reason: reason.into(), data_sent }
+    TxError::Connection {
+        reason: reason.into(),
+        data_sent,
+    }
 }
 
 fn describe(r: &Response<String>) -> String {
@@ -141,7 +144,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         let ehlo = c.reply(false).await?;
         if ehlo.code == 250 {
             for line in ehlo.message.lines().skip(1) {
-                let kw = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                let kw = line
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_uppercase();
                 match kw.as_str() {
                     "PIPELINING" => c.pipelining = true,
                     "8BITMIME" => c.eight_bit_mime = true,
@@ -171,9 +178,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 
     /// Run one transaction. `Ok` means the transaction ran to its end; each recipient's status
     /// says who the MTA accepted. A whole-transaction failure is an `Err`.
-    pub async fn send_mail(&mut self, from: &str, rcpts: &[String], wire: &Wire) -> Result<Vec<RcptStatus>, TxError> {
-        if from.contains(['\r', '\n', '<', '>']) || rcpts.iter().any(|r| r.contains(['\r', '\n', '<', '>'])) {
-            return Err(TxError::Permanent("refusing an envelope address with forbidden characters".into()));
+    pub async fn send_mail(
+        &mut self,
+        from: &str,
+        rcpts: &[String],
+        wire: &Wire,
+    ) -> Result<Vec<RcptStatus>, TxError> {
+        if from.contains(['\r', '\n', '<', '>'])
+            || rcpts.iter().any(|r| r.contains(['\r', '\n', '<', '>']))
+        {
+            return Err(TxError::Permanent(
+                "refusing an envelope address with forbidden characters".into(),
+            ));
         }
         let reset = self.used;
         self.used = true;
@@ -218,7 +234,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             mail_reply = self.reply(false).await?;
             if mail_reply.code / 100 == 2 {
                 for r in rcpts {
-                    self.send(format!("RCPT TO:<{r}>\r\n").as_bytes(), false).await?;
+                    self.send(format!("RCPT TO:<{r}>\r\n").as_bytes(), false)
+                        .await?;
                     let reply = self.reply(false).await?;
                     statuses.push(rcpt_status(&reply));
                 }
@@ -295,7 +312,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                     Err(smtp_proto::Error::NeedsMoreData { .. }) => {}
                     Err(e) => {
                         self.receiver.reset();
-                        return Err(conn_err(format!("unparseable reply from the MTA: {e:?}"), data_sent));
+                        return Err(conn_err(
+                            format!("unparseable reply from the MTA: {e:?}"),
+                            data_sent,
+                        ));
                     }
                 }
             }
@@ -339,7 +359,10 @@ mod tests {
     #[test]
     fn wire_form_is_dot_stuffed_and_terminated() {
         let w = Wire::new(b"Subject: x\r\n\r\n.hidden\r\nok\n..two");
-        assert_eq!(w.as_bytes(), b"Subject: x\r\n\r\n..hidden\r\nok\r\n...two\r\n.\r\n");
+        assert_eq!(
+            w.as_bytes(),
+            b"Subject: x\r\n\r\n..hidden\r\nok\r\n...two\r\n.\r\n"
+        );
         assert!(!w.eight_bit);
         assert!(Wire::new("\u{e9}".as_bytes()).eight_bit);
     }

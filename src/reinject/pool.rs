@@ -67,11 +67,23 @@ impl Pool {
     }
 
     /// Send one transaction and wait for its outcome.
-    pub async fn send(&self, from: String, rcpts: Vec<String>, wire: Arc<Wire>) -> Result<Vec<RcptStatus>, TxError> {
+    pub async fn send(
+        &self,
+        from: String,
+        rcpts: Vec<String>,
+        wire: Arc<Wire>,
+    ) -> Result<Vec<RcptStatus>, TxError> {
         let (reply, rx) = oneshot::channel();
-        let job = Job { from, rcpts, wire, reply };
+        let job = Job {
+            from,
+            rcpts,
+            wire,
+            reply,
+        };
         if self.tx.send(job).await.is_err() {
-            return Err(TxError::Temporary("the re-injection pool has stopped".into()));
+            return Err(TxError::Temporary(
+                "the re-injection pool has stopped".into(),
+            ));
         }
         rx.await
             .unwrap_or_else(|_| Err(TxError::Temporary("the re-injection worker stopped".into())))
@@ -122,7 +134,10 @@ impl Worker {
             let reused = self.conn.is_some();
             let conn = self.connect().await?;
             match conn.send_mail(&job.from, &job.rcpts, &job.wire).await {
-                Err(TxError::Connection { reason, data_sent: false }) if reused && attempt == 0 => {
+                Err(TxError::Connection {
+                    reason,
+                    data_sent: false,
+                }) if reused && attempt == 0 => {
                     tracing::debug!(worker = self.id, %reason, "reused connection failed, reconnecting");
                     self.conn = None;
                 }
@@ -133,14 +148,19 @@ impl Worker {
                 other => return other,
             }
         }
-        Err(TxError::Temporary("the MTA keeps closing the connection".into()))
+        Err(TxError::Temporary(
+            "the MTA keeps closing the connection".into(),
+        ))
     }
 
     async fn connect(&mut self) -> Result<&mut Client<TcpStream>, TxError> {
         if self.conn.is_none() {
             if let Some(at) = self.retry_at {
                 if Instant::now() < at {
-                    return Err(TxError::Temporary(format!("the MTA at {} is unreachable; retrying shortly", self.target)));
+                    return Err(TxError::Temporary(format!(
+                        "the MTA at {} is unreachable; retrying shortly",
+                        self.target
+                    )));
                 }
             }
             match self.open().await {
@@ -169,8 +189,18 @@ impl Worker {
         let connect = TcpStream::connect(&self.target);
         let stream = match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(TxError::Temporary(format!("connect to {}: {e}", self.target))),
-            Err(_) => return Err(TxError::Temporary(format!("connect to {}: timed out", self.target))),
+            Ok(Err(e)) => {
+                return Err(TxError::Temporary(format!(
+                    "connect to {}: {e}",
+                    self.target
+                )))
+            }
+            Err(_) => {
+                return Err(TxError::Temporary(format!(
+                    "connect to {}: timed out",
+                    self.target
+                )))
+            }
         };
         // Without TCP_NODELAY a transaction written in pieces waits ~40 ms for Nagle.
         let _ = stream.set_nodelay(true);

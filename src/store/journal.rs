@@ -59,7 +59,9 @@ pub struct DoneBatch {
 impl DoneBatch {
     /// Was `key` delivered by this batch?
     pub fn covers(&self, key: &str) -> bool {
-        self.first.as_str() <= key && key <= self.last.as_str() && !self.except.iter().any(|e| e == key)
+        self.first.as_str() <= key
+            && key <= self.last.as_str()
+            && !self.except.iter().any(|e| e == key)
     }
 }
 
@@ -79,19 +81,34 @@ impl Store {
             out.push(DoneBatch {
                 first: first.to_string(),
                 last: last.to_string(),
-                except: except.split('\n').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                except: except
+                    .split('\n')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
             });
         }
         Ok(out)
     }
 
     /// Durably record one accepted batch; sweeps a few expired posts on the way.
-    pub fn journal_record(&self, key: &JournalKey, batch: &DoneBatch, ttl_secs: u64) -> Result<(), StoreError> {
+    pub fn journal_record(
+        &self,
+        key: &JournalKey,
+        batch: &DoneBatch,
+        ttl_secs: u64,
+    ) -> Result<(), StoreError> {
         self.journal_record_at(key, batch, ttl_secs, now_secs())
     }
 
     /// [`Store::journal_record`] with an explicit clock (seconds since the epoch).
-    pub fn journal_record_at(&self, key: &JournalKey, batch: &DoneBatch, ttl_secs: u64, now: u64) -> Result<(), StoreError> {
+    pub fn journal_record_at(
+        &self,
+        key: &JournalKey,
+        batch: &DoneBatch,
+        ttl_secs: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
         let txn = self.write()?;
         {
             let mut t = txn.open_table(JOURNAL)?;
@@ -104,11 +121,17 @@ impl Store {
                 ages.insert((now, key.0.as_slice()), ())?;
             }
             let except = batch.except.join("\n");
-            t.insert((key.0.as_slice(), batch.first.as_str()), (batch.last.as_str(), except.as_str()))?;
+            t.insert(
+                (key.0.as_slice(), batch.first.as_str()),
+                (batch.last.as_str(), except.as_str()),
+            )?;
 
             let cutoff = now.saturating_sub(ttl_secs);
             let mut expired: Vec<(u64, Vec<u8>)> = Vec::new();
-            for row in ages.range((0u64, &[][..])..(cutoff, &[][..]))?.take(SWEEP_PER_WRITE) {
+            for row in ages
+                .range((0u64, &[][..])..(cutoff, &[][..]))?
+                .take(SWEEP_PER_WRITE)
+            {
                 let (k, _) = row?;
                 let (at, msg) = k.value();
                 expired.push((at, msg.to_vec()));
@@ -140,7 +163,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = JournalKey::new("dev@x.org", "<1@x>", b"body");
         assert_ne!(key, JournalKey::new("ops@x.org", "<1@x>", b"body"));
-        let batch = DoneBatch { first: "a@x.org".into(), last: "m@x.org".into(), except: vec!["c@x.org".into()] };
+        let batch = DoneBatch {
+            first: "a@x.org".into(),
+            last: "m@x.org".into(),
+            except: vec!["c@x.org".into()],
+        };
         {
             let store = Store::open(dir.path(), 1 << 20).expect("open");
             assert!(store.journal_load(&key).expect("load").is_empty());
@@ -155,7 +182,9 @@ mod tests {
 
         // A write an hour and a second later sweeps the post recorded an hour before.
         let other = JournalKey::new("dev@x.org", "<2@x>", b"body");
-        store.journal_record_at(&other, &batch, 3600, now_secs() + 3601).expect("record");
+        store
+            .journal_record_at(&other, &batch, 3600, now_secs() + 3601)
+            .expect("record");
         assert_eq!(store.journal_load(&other).expect("load").len(), 1);
         assert!(store.journal_load(&key).expect("load").is_empty());
     }

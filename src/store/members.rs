@@ -1,7 +1,9 @@
 //! Members per list: key `(list, member key)`, value `(flags, address as given)`.
 //! Read in sorted batches so that no caller ever holds a whole list in memory.
 
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 
 use super::{Store, StoreError};
 use crate::address::Address;
@@ -84,7 +86,12 @@ impl Store {
 
     /// Up to `limit` members of `list` whose key sorts after `after` (the start when None).
     /// Successive calls stream the whole list in bounded memory.
-    pub fn members_after(&self, list: &str, after: Option<&str>, limit: usize) -> Result<Vec<Member>, StoreError> {
+    pub fn members_after(
+        &self,
+        list: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Member>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(MEMBERS)?;
         let start = after.unwrap_or("");
@@ -99,7 +106,11 @@ impl Store {
                 continue;
             }
             let (flags, address) = v.value();
-            out.push(Member { key: key.to_string(), address: address.to_string(), flags });
+            out.push(Member {
+                key: key.to_string(),
+                address: address.to_string(),
+                flags,
+            });
             if out.len() >= limit {
                 break;
             }
@@ -141,22 +152,60 @@ mod tests {
     fn members_stream_in_sorted_batches_per_list() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path(), 1 << 20).expect("open");
-        let out = store.add_members("dev@x.org", &addrs(&["c@x.org", "A@x.org", "b@x.org"])).expect("add");
-        assert_eq!(out, AddOutcome { changed: 3, unchanged: 0 });
-        let out = store.add_members("dev@x.org", &addrs(&["a@X.org"])).expect("add");
-        assert_eq!(out, AddOutcome { changed: 0, unchanged: 1 });
-        store.add_members("dev-z@x.org", &addrs(&["z@x.org"])).expect("add");
-        store.add_members("de@x.org", &addrs(&["y@x.org"])).expect("add");
+        let out = store
+            .add_members("dev@x.org", &addrs(&["c@x.org", "A@x.org", "b@x.org"]))
+            .expect("add");
+        assert_eq!(
+            out,
+            AddOutcome {
+                changed: 3,
+                unchanged: 0
+            }
+        );
+        let out = store
+            .add_members("dev@x.org", &addrs(&["a@X.org"]))
+            .expect("add");
+        assert_eq!(
+            out,
+            AddOutcome {
+                changed: 0,
+                unchanged: 1
+            }
+        );
+        store
+            .add_members("dev-z@x.org", &addrs(&["z@x.org"]))
+            .expect("add");
+        store
+            .add_members("de@x.org", &addrs(&["y@x.org"]))
+            .expect("add");
 
         let first = store.members_after("dev@x.org", None, 2).expect("read");
-        assert_eq!(first.iter().map(|m| m.address.as_str()).collect::<Vec<_>>(), ["A@x.org", "b@x.org"]);
-        let rest = store.members_after("dev@x.org", Some(&first[1].key), 2).expect("read");
-        assert_eq!(rest.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["c@x.org"]);
+        assert_eq!(
+            first.iter().map(|m| m.address.as_str()).collect::<Vec<_>>(),
+            ["A@x.org", "b@x.org"]
+        );
+        let rest = store
+            .members_after("dev@x.org", Some(&first[1].key), 2)
+            .expect("read");
+        assert_eq!(
+            rest.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(),
+            ["c@x.org"]
+        );
         assert_eq!(store.member_count("dev@x.org").expect("count"), 3);
-        assert!(store.is_member("dev@x.org", &addrs(&["B@X.ORG"])[0]).expect("read"));
+        assert!(store
+            .is_member("dev@x.org", &addrs(&["B@X.ORG"])[0])
+            .expect("read"));
 
-        let out = store.remove_members("dev@x.org", &addrs(&["b@x.org", "q@x.org"])).expect("remove");
-        assert_eq!(out, AddOutcome { changed: 1, unchanged: 1 });
+        let out = store
+            .remove_members("dev@x.org", &addrs(&["b@x.org", "q@x.org"]))
+            .expect("remove");
+        assert_eq!(
+            out,
+            AddOutcome {
+                changed: 1,
+                unchanged: 1
+            }
+        );
         assert_eq!(store.member_count("dev@x.org").expect("count"), 2);
     }
 
@@ -164,6 +213,9 @@ mod tests {
     fn a_second_process_cannot_open_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let _store = Store::open(dir.path(), 1 << 20).expect("open");
-        assert!(matches!(Store::open(dir.path(), 1 << 20), Err(StoreError::InUse(_))));
+        assert!(matches!(
+            Store::open(dir.path(), 1 << 20),
+            Err(StoreError::InUse(_))
+        ));
     }
 }

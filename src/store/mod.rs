@@ -18,7 +18,7 @@ use std::sync::Arc;
 use redb::{Database, Durability, WriteTransaction};
 
 pub use journal::{DoneBatch, JournalKey};
-pub use members::{Member, AddOutcome};
+pub use members::{AddOutcome, Member};
 
 /// The store file inside `data_dir`.
 pub const FILE_NAME: &str = "listkeeper.redb";
@@ -77,7 +77,10 @@ impl Store {
             .create(&path)
             .map_err(|source| match source {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.clone()),
-                source => StoreError::Open { path: path.clone(), source },
+                source => StoreError::Open {
+                    path: path.clone(),
+                    source,
+                },
             })?;
         let store = Store { db: Arc::new(db) };
         store.init_tables()?;

@@ -1,0 +1,129 @@
+//! The whole server as `listkeeper serve` runs it: real unix and TCP listeners, the control
+//! socket, SIGHUP-style reload and a clean shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Sink;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+async fn dialogue<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
+    client: &str,
+) -> String {
+    let (r, mut w) = tokio::io::split(stream);
+    w.write_all(client.as_bytes()).await.expect("write");
+    let mut r = BufReader::new(r);
+    let mut out = String::new();
+    loop {
+        let mut line = String::new();
+        match tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut line)).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+            Ok(Ok(_)) => out.push_str(&line),
+        }
+        if line.starts_with("221") {
+            break;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn serves_unix_and_tcp_reloads_and_stops_cleanly() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lists = dir.path().join("lists.d");
+    std::fs::create_dir_all(&lists).expect("mkdir");
+    std::fs::write(lists.join("dev.toml"), common::DEV_LIST).expect("write");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let text = format!(
+        "[server]\nlmtp_listen = [\"unix:run/lmtp.sock\", \"127.0.0.1:{port}\"]\ndata_dir = \"data\"\n[reinject]\ntarget = \"{}\"\n",
+        sink.addr
+    );
+    let path = dir.path().join("listkeeper.toml");
+    std::fs::write(&path, &text).expect("write");
+    let config = listkeeper::config::Config::parse(&path, &text).expect("config");
+    let control = config.server.control_socket.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let server = tokio::spawn(listkeeper::server::run(
+        config,
+        async {
+            let _ = stop_rx.await;
+        },
+        reload_rx,
+    ));
+
+    let sock = dir.path().join("run/lmtp.sock");
+    for _ in 0..200 {
+        if control.exists() && sock.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Members through the control socket, as the CLI does while the server runs.
+    let client = listkeeper::control::ControlClient::connect(&control).expect("control socket");
+    let out = tokio::task::spawn_blocking(move || {
+        client.change(
+            "add",
+            "dev@example.org",
+            &common::addrs(&["x@members.test", "y@members.test"]),
+        )
+    })
+    .await
+    .expect("join");
+    assert_eq!(out.map(|o| o.changed), Ok(2));
+
+    let post = common::post("p@outside.test", "dev@example.org", "unix");
+    let t = dialogue(
+        tokio::net::UnixStream::connect(&sock).await.expect("unix"),
+        &format!("LHLO t\r\n{post}QUIT\r\n"),
+    )
+    .await;
+    assert!(t.contains("250 2.0.0 distributed to 2 member(s)"), "{t}");
+    let post = common::post("p@outside.test", "dev@example.org", "tcp");
+    let t = dialogue(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("tcp"),
+        &format!("LHLO t\r\n{post}QUIT\r\n"),
+    )
+    .await;
+    assert!(t.contains("250 2.0.0 distributed to 2 member(s)"), "{t}");
+
+    // A new list file takes effect on reload; a session opened afterwards sees it.
+    std::fs::write(
+        lists.join("ops.toml"),
+        "address = \"ops@example.org\"\nowners = [\"o@owners.test\"]\n",
+    )
+    .expect("write");
+    reload_tx.send(()).await.expect("reload");
+    let mut seen = false;
+    for _ in 0..100 {
+        let t = dialogue(
+            tokio::net::UnixStream::connect(&sock).await.expect("unix"),
+            "LHLO t\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<ops@example.org>\r\nQUIT\r\n",
+        )
+        .await;
+        if t.contains("250 2.1.5") {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen, "the reloaded list was not served");
+
+    let _ = stop_tx.send(());
+    let result = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .expect("join");
+    assert!(result.is_ok(), "{result:?}");
+    assert!(!sock.exists(), "the socket file is removed on exit");
+    assert_eq!(sink.copies().get("x@members.test"), Some(&2));
+}
