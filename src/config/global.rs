@@ -134,7 +134,7 @@ pub const BOUNDS: &[Bound] = &[
     },
     Bound {
         key: "limits.max_message_size",
-        default: 25 << 20,
+        default: 10_000_000,
         min: 1024,
         max: 1 << 30,
     },
