@@ -1,1 +1,0 @@
-//! Decoration of a post on raw bytes (placeholder; see the module's spec).

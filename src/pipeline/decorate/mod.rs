@@ -1,0 +1,231 @@
+//! Decoration of a list post on raw bytes: the RFC 2369/2919 list fields, the Subject prefix
+//! and the footer. This module owns how a post is changed before fan-out, and nothing else.
+//!
+//! The body is never re-serialised. Header fields the list does not own keep their bytes,
+//! order and folding; the footer is appended in the body's own transfer encoding, inserted as
+//! a new part of a multipart/mixed post, or the original body (with its Content-* fields) is
+//! wrapped untouched into a new multipart/mixed, so signatures over it still verify.
+//!
+//! SECURITY: the input is untrusted bytes from the network; nothing here may panic on it.
+//! The configured texts are trusted but still cleaned of CR/LF before they reach a header.
+//!
+//! - [`headers`]: splitting the header section, rendering the list's fields
+//! - [`footer`]: rendering and appending the footer in each transfer encoding
+//! - [`mime`]: reading the structure, deciding where the footer goes, fresh boundaries
+
+mod footer;
+mod headers;
+mod mime;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+
+use mail_parser::MessageParser;
+
+use footer::Footer;
+use headers::HeaderBlock;
+use mime::{Append, Plan};
+
+/// What a list adds to every post it distributes.
+#[derive(Debug, Clone)]
+pub struct Decoration {
+    /// RFC 2919 list identifier without brackets, e.g. "dev.example.org".
+    pub list_id: String,
+    /// Human name of the list (may be non-ASCII UTF-8, may be empty).
+    pub display_name: String,
+    /// e.g. "[dev]"; None or empty = no prefix.
+    pub subject_prefix: Option<String>,
+    /// Already-rendered footer text (UTF-8, lines separated by \n or \r\n); None = no footer.
+    pub footer: Option<String>,
+    /// Address for List-Post, e.g. "dev@example.org".
+    pub post_address: String,
+    /// Address for List-Help, e.g. "dev-request@example.org".
+    pub request_address: String,
+    /// Address for List-Subscribe, e.g. "dev-join@example.org".
+    pub subscribe_address: String,
+    /// Address for List-Unsubscribe, e.g. "dev-leave@example.org".
+    pub unsubscribe_address: String,
+    /// Address for List-Owner, e.g. "dev-owner@example.org".
+    pub owner_address: String,
+}
+
+/// Why a post cannot be decorated. Both are permanent: the input is not a mail message.
+#[derive(Debug, thiserror::Error)]
+pub enum DecorateError {
+    /// The input has no bytes at all.
+    #[error("empty message")]
+    Empty,
+    /// The input does not start with a header field.
+    #[error("not a mail message: it does not start with a header field")]
+    NotAMessage,
+    /// Every boundary tried for wrapping occurs in the message (needs a crafted message).
+    #[error("no unused MIME boundary found for the footer part")]
+    NoBoundary,
+}
+
+/// Bare LF -> CRLF (a lone CR stays). Returns Cow::Borrowed when already clean.
+pub fn normalize_line_endings(raw: &[u8]) -> Cow<'_, [u8]> {
+    let bare = |(i, &b): (usize, &u8)| b == b'\n' && (i == 0 || raw.get(i - 1) != Some(&b'\r'));
+    let count = raw.iter().enumerate().filter(|&x| bare(x)).count();
+    if count == 0 {
+        return Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len() + count);
+    for (i, &b) in raw.iter().enumerate() {
+        if bare((i, &b)) {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    Cow::Owned(out)
+}
+
+/// True when the header section has a List-Id header whose id (inside <...>, case-insensitive) equals list_id: a mail loop.
+pub fn carries_list_id(raw: &[u8], list_id: &str) -> bool {
+    let wanted = headers::clean_token(list_id.trim().trim_matches(|c| c == '<' || c == '>'));
+    if wanted.is_empty() {
+        return false;
+    }
+    let block = headers::scan(raw);
+    block
+        .fields
+        .iter()
+        .filter(|f| f.is(raw, "list-id"))
+        .filter_map(|f| headers::angle_id(f.value(raw)))
+        .any(|id| id.eq_ignore_ascii_case(wanted.as_bytes()))
+}
+
+/// Decorate a CRLF-normalised message. Output is CRLF throughout (not dot-stuffed).
+pub fn decorate(raw: &[u8], d: &Decoration) -> Result<Vec<u8>, DecorateError> {
+    if raw.is_empty() {
+        return Err(DecorateError::Empty);
+    }
+    let normalized = normalize_line_endings(raw);
+    let message = with_separator(&normalized)?;
+    let m: &[u8] = &message;
+    let block = headers::scan(m);
+
+    let footer = d.footer.as_deref().and_then(Footer::new);
+    let part = footer.as_ref().map(Footer::part).unwrap_or_default();
+    // Without its own blank line the post is ambiguous (mail-parser reads on past a line
+    // that is not a field, Postfix ends the header there), so its structure is not used.
+    let parsed = footer
+        .as_ref()
+        .filter(|_| matches!(message, Cow::Borrowed(_)))
+        .and_then(|_| MessageParser::default().parse(m))
+        .filter(|p| p.root_part().offset_body as usize == block.body_start);
+    let plan = match &footer {
+        None => Plan::NoFooter,
+        Some(f) => mime::plan(m, &block, parsed.as_ref(), f, &part),
+    };
+    let wrap = plan == Plan::Wrap;
+
+    let mut out = Vec::with_capacity(m.len() + part.len() + 1024);
+    let moved = push_header(&mut out, m, &block, d, wrap);
+    let body = m.get(block.body_start..).unwrap_or_default();
+    match (&plan, &footer) {
+        (Plan::Wrap, Some(_)) => {
+            let existing = parsed.as_ref().map(mime::boundaries).unwrap_or_default();
+            let boundary = mime::new_boundary(&[m, &out, &part], &existing)
+                .ok_or(DecorateError::NoBoundary)?;
+            if !block.fields.iter().any(|f| f.is(m, "mime-version")) {
+                out.extend_from_slice(b"MIME-Version: 1.0\r\n");
+            }
+            let delimiter = format!("--{boundary}");
+            let content_type = format!(
+                "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n{delimiter}\r\n"
+            );
+            out.extend_from_slice(content_type.as_bytes());
+            out.extend_from_slice(&moved);
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(body);
+            out.extend_from_slice(format!("\r\n{delimiter}\r\n").as_bytes());
+            out.extend_from_slice(&part);
+            out.extend_from_slice(format!("\r\n{delimiter}--\r\n").as_bytes());
+        }
+        (Plan::Append { how, flowed }, Some(f)) => {
+            out.extend_from_slice(b"\r\n");
+            let text = f.text(*flowed);
+            match how {
+                Append::Plain => footer::append_plain(&mut out, body, &text),
+                Append::QuotedPrintable => footer::append_qp(&mut out, body, &text),
+                Append::Base64(tail) => footer::append_base64(&mut out, body, tail, &text),
+            }
+        }
+        (Plan::Insert { at, boundary }, Some(_)) => {
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(m.get(block.body_start..*at).unwrap_or_default());
+            out.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
+            out.extend_from_slice(&part);
+            out.extend_from_slice(m.get(*at..).unwrap_or_default());
+        }
+        _ => {
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(body);
+        }
+    }
+    Ok(out)
+}
+
+/// The message with a blank line after its header section: one is inserted where the
+/// section ends without it (end of input, or a line that is not a field), and then the
+/// message is returned owned; it is borrowed exactly when it already had one.
+fn with_separator(m: &[u8]) -> Result<Cow<'_, [u8]>, DecorateError> {
+    let block = headers::scan(m);
+    if block.fields.is_empty() {
+        return Err(DecorateError::NotAMessage);
+    }
+    if block.separator {
+        return Ok(Cow::Borrowed(m));
+    }
+    let (head, body) = m.split_at(block.end.min(m.len()));
+    let mut out = Vec::with_capacity(m.len() + 4);
+    out.extend_from_slice(head);
+    if !head.ends_with(b"\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    Ok(Cow::Owned(out))
+}
+
+/// Writes the header section without its blank line: kept fields as they were, the Subject
+/// prefixed, the list's fields appended. With `wrap`, Content-* fields are left out and
+/// returned, to head the inner part.
+fn push_header(
+    out: &mut Vec<u8>,
+    m: &[u8],
+    block: &HeaderBlock,
+    d: &Decoration,
+    wrap: bool,
+) -> Vec<u8> {
+    let prefix = headers::prefix(d);
+    let mut moved = Vec::new();
+    let mut subject_seen = false;
+    for field in &block.fields {
+        if field.is_list_field(m) {
+            continue;
+        }
+        if wrap && field.is_content_field(m) {
+            moved.extend_from_slice(field.bytes(m));
+            continue;
+        }
+        if field.is(m, "subject") && !subject_seen {
+            subject_seen = true;
+            let prefixed = prefix
+                .as_deref()
+                .and_then(|p| headers::prefixed_subject(m, field, p));
+            if let Some(bytes) = prefixed {
+                out.extend_from_slice(&bytes);
+                continue;
+            }
+        }
+        out.extend_from_slice(field.bytes(m));
+    }
+    if let (false, Some(p)) = (subject_seen, prefix.as_deref()) {
+        headers::new_subject(out, p);
+    }
+    headers::push_list_fields(out, d);
+    moved
+}
