@@ -240,7 +240,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                     statuses.push(rcpt_status(&reply));
                 }
             }
-            data_reply = if statuses.iter().any(|s| *s == RcptStatus::Accepted) {
+            data_reply = if statuses.contains(&RcptStatus::Accepted) {
                 self.send(b"DATA\r\n", false).await?;
                 Some(self.reply(false).await?)
             } else {
@@ -251,7 +251,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         if mail_reply.code / 100 != 2 {
             return Err(classify(&mail_reply, "MAIL FROM"));
         }
-        let any_accepted = statuses.iter().any(|s| *s == RcptStatus::Accepted);
+        let any_accepted = statuses.contains(&RcptStatus::Accepted);
         match data_reply {
             Some(r) if r.code == 354 => {
                 if !any_accepted {
