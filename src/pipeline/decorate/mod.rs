@@ -50,7 +50,7 @@ pub struct Decoration {
     pub owner_address: String,
 }
 
-/// Why a post cannot be decorated. Both are permanent: the input is not a mail message.
+/// Why a post cannot be decorated. All are permanent: retrying the same bytes cannot help.
 #[derive(Debug, thiserror::Error)]
 pub enum DecorateError {
     /// The input has no bytes at all.
@@ -97,6 +97,7 @@ pub fn carries_list_id(raw: &[u8], list_id: &str) -> bool {
 }
 
 /// Decorate a CRLF-normalised message. Output is CRLF throughout (not dot-stuffed).
+/// Bare LFs are normalised here as well, so LF input gives the same output.
 pub fn decorate(raw: &[u8], d: &Decoration) -> Result<Vec<u8>, DecorateError> {
     if raw.is_empty() {
         return Err(DecorateError::Empty);
