@@ -226,7 +226,13 @@ impl ControlClient {
             if let Some(e) = line.strip_prefix("err ") {
                 return Err(e.to_string());
             }
-            writeln!(out, "{line}").map_err(io)?;
+            if let Err(e) = writeln!(out, "{line}") {
+                // `members list | head`: the reader went away, which is fine.
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(());
+                }
+                return Err(io(e));
+            }
         }
         Err("the server closed the control connection early".into())
     }

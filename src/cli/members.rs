@@ -100,14 +100,25 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
                             break;
                         }
                         for m in &batch {
-                            writeln!(out, "{}", m.address).map_err(|e| e.to_string())?;
+                            if let Err(e) = writeln!(out, "{}", m.address) {
+                                return quiet_pipe(e);
+                            }
                         }
                         after = batch.last().map(|m| m.key.clone());
                     }
                 }
             }
-            out.flush().map_err(|e| e.to_string())
+            out.flush().or_else(quiet_pipe)
         }
+    }
+}
+
+/// `listkeeper members list | head` is normal use: a closed pipe is not an error.
+fn quiet_pipe(e: std::io::Error) -> Result<(), String> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(e.to_string())
     }
 }
 
