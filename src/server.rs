@@ -34,6 +34,42 @@ pub enum ServerError {
     },
 }
 
+/// How long a burst of file events must be quiet before the lists are reloaded.
+const RELOAD_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Watch the lists directory (inotify on Linux, no polling); every change to a `*.toml` file
+/// asks for a reload. Without a watcher (unsupported file system) SIGHUP still works.
+fn watch_lists_dir(
+    dir: &std::path::Path,
+    tx: mpsc::Sender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let handler = move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            let relevant = !ev.kind.is_access()
+                && ev
+                    .paths
+                    .iter()
+                    .any(|p| p.extension().is_some_and(|x| x == "toml"));
+            if relevant {
+                let _ = tx.try_send(());
+            }
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the lists directory; reload with SIGHUP");
+            return None;
+        }
+    };
+    if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the lists directory; reload with SIGHUP");
+        return None;
+    }
+    Some(watcher)
+}
+
 /// Load the lists and log every problem (a broken file disables only its list).
 pub fn load_registry(config: &Config, previous: Option<&Registry>) -> Registry {
     let reg = Registry::load(
@@ -103,13 +139,31 @@ pub async fn run(
             }
         });
     }
+    let (fs_tx, mut fs_rx) = mpsc::channel::<()>(1);
+    let _watcher = watch_lists_dir(&config.server.lists_dir, fs_tx);
     tracing::info!(target = %config.reinject.target, connections = config.reinject.connections, "listkeeper ready");
 
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(()) = reload.recv() => {
+            r = async {
+                tokio::select! {
+                    Some(()) = reload.recv() => Some("signal"),
+                    Some(()) = fs_rx.recv() => {
+                        // Editors write a file in several steps: let them finish, then reload once.
+                        tokio::time::sleep(RELOAD_SETTLE).await;
+                        while fs_rx.try_recv().is_ok() {}
+                        Some("file change")
+                    }
+                    else => None,
+                }
+            } => {
+                let Some(why) = r else {
+                    (&mut shutdown).await;
+                    break;
+                };
+                tracing::info!(reason = why, "reloading the lists");
                 let cfg = config.clone();
                 let prev = reg_tx.borrow().clone();
                 match tokio::task::spawn_blocking(move || load_registry(&cfg, Some(&prev))).await {

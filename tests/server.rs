@@ -118,6 +118,38 @@ async fn serves_unix_and_tcp_reloads_and_stops_cleanly() {
     }
     assert!(seen, "the reloaded list was not served");
 
+    // Without any signal: a file dropped into the directory is picked up from its file event,
+    // and a file broken by an edit disables its list (451 4.3.5), leaving the others alone.
+    std::fs::write(
+        lists.join("qa.toml"),
+        "address = \"qa@example.org\"\nowners = [\"o@owners.test\"]\n",
+    )
+    .expect("write");
+    std::fs::write(
+        lists.join("ops.toml"),
+        "address = \"ops@example.org\"\nowners = []\n",
+    )
+    .expect("write");
+    let probe = "LHLO t\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<qa@example.org>\r\nRCPT TO:<ops@example.org>\r\nRCPT TO:<dev@example.org>\r\nQUIT\r\n";
+    let mut last = String::new();
+    for _ in 0..200 {
+        last = dialogue(
+            tokio::net::UnixStream::connect(&sock).await.expect("unix"),
+            probe,
+        )
+        .await;
+        if last.contains("250 2.1.5 <qa@example.org>") && last.contains("451 4.3.5") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(last.contains("250 2.1.5 <qa@example.org>"), "{last}");
+    assert!(
+        last.contains("451 4.3.5 the list ops@example.org"),
+        "{last}"
+    );
+    assert!(last.contains("250 2.1.5 <dev@example.org>"), "{last}");
+
     let _ = stop_tx.send(());
     let result = tokio::time::timeout(Duration::from_secs(10), server)
         .await

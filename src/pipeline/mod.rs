@@ -128,7 +128,10 @@ pub fn role_not_enabled(role: &Role) -> Reply {
     Reply::new(
         550,
         (5, 3, 3),
-        format!("the {} function of this list is not enabled on this server", role.name()),
+        format!(
+            "the {} function of this list is not enabled on this server",
+            role.name()
+        ),
     )
 }
 
@@ -151,7 +154,11 @@ async fn post(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery) -> Reply {
                 members = s.members, copies = s.accepted, refused = s.refused, skipped = s.skipped,
                 batches = s.batches, outcome = "distributed", ms = format_args!("{ms:.1}"), "post"
             );
-            Reply::ok(format!("distributed to {} member(s) of {}", s.accepted, list.key()))
+            Reply::ok(format!(
+                "distributed to {} member(s) of {}",
+                s.accepted,
+                list.key()
+            ))
         }
         Ok(Posted::Discarded(why)) => {
             tracing::info!(session = d.session, list = %list.key(), message_id = %message_id, sender = %d.sender, outcome = "discarded", reason = why, ms = format_args!("{ms:.1}"), "post");
@@ -169,13 +176,21 @@ async fn post(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery) -> Reply {
     }
 }
 
-async fn post_inner(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery, message_id: &str) -> Result<Posted, PostError> {
+async fn post_inner(
+    ctx: &Context,
+    list: &Arc<ListConfig>,
+    d: &Delivery,
+    message_id: &str,
+) -> Result<Posted, PostError> {
     let normalized = decorate::normalize_line_endings(&d.raw);
     if decorate::carries_list_id(&normalized, &list.decoration.list_id) {
-        return Ok(Posted::Discarded("the message already carries this list's List-Id (a mail loop)"));
+        return Ok(Posted::Discarded(
+            "the message already carries this list's List-Id (a mail loop)",
+        ));
     }
     classify::check_policy(ctx, list, &d.sender, &normalized).await?;
-    let decorated = decorate::decorate(&normalized, &list.decoration).map_err(|_| PostError::Unparseable)?;
+    let decorated =
+        decorate::decorate(&normalized, &list.decoration).map_err(|_| PostError::Unparseable)?;
     let wire = Arc::new(Wire::new(&decorated));
     drop(decorated);
     let key = JournalKey::new(&list.key(), message_id, &d.raw);

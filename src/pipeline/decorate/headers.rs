@@ -17,6 +17,7 @@ const LIST_FIELDS: &[&str] = &[
     "list-help",
     "list-subscribe",
     "list-unsubscribe",
+    "list-unsubscribe-post",
     "list-owner",
     "list-archive",
     "precedence",
