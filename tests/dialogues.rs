@@ -195,3 +195,62 @@ async fn scripted_dialogues() {
         failures.join("\n\n")
     );
 }
+
+/// The same pipelined session written in one piece and one byte at a time gets the same
+/// replies: no state in the parsers depends on how the bytes were split.
+#[tokio::test]
+async fn awkward_splits_give_the_same_replies() {
+    let client = format!(
+        "LHLO mta.test\r\nMAIL FROM:<p@outside.test> BODY=8BITMIME\r\nRCPT TO:<dev@example.org>\r\nRCPT TO:<nosuch@example.org>\r\nDATA\r\nSubject: split\r\n\r\n..leading dot\r\n\r\n.\r\n{}QUIT\r\n",
+        common::post("p@outside.test", "dev-owner@example.org", "second")
+    );
+    let mut outputs = Vec::new();
+    for chunk in [client.len(), 1, 2, 3, 7] {
+        let sink = Sink::start().await;
+        let h = Harness::new(&sink.addr, "");
+        let (ours, theirs) = tokio::io::duplex(64);
+        let (_stop, stop_rx) = watch::channel(false);
+        let server =
+            tokio::spawn(listkeeper::lmtp::Session::new(theirs, h.context(), stop_rx).run());
+        let (mut r, mut w) = tokio::io::split(ours);
+        let bytes = client.clone().into_bytes();
+        let writer = tokio::spawn(async move {
+            for piece in bytes.chunks(chunk) {
+                w.write_all(piece).await.expect("write");
+                w.flush().await.expect("flush");
+                tokio::task::yield_now().await;
+            }
+            w
+        });
+        let mut out = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            tokio::io::AsyncReadExt::read_to_end(&mut r, &mut out),
+        )
+        .await
+        .expect("session ends")
+        .expect("read");
+        drop(writer.await);
+        let _ = server.await;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        assert!(
+            text.contains("distributed to 3 member(s)"),
+            "chunk {chunk}: {text}"
+        );
+        assert!(
+            text.contains("forwarded to 1 owner(s)"),
+            "chunk {chunk}: {text}"
+        );
+        let data = sink
+            .transactions()
+            .first()
+            .map(|t| t.data.clone())
+            .unwrap_or_default();
+        assert!(
+            String::from_utf8_lossy(&data).contains("\r\n.leading dot\r\n"),
+            "chunk {chunk}"
+        );
+        outputs.push(text);
+    }
+    assert!(outputs.windows(2).all(|w| w[0] == w[1]), "{outputs:#?}");
+}
