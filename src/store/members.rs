@@ -8,7 +8,8 @@ use redb::{
 use super::{Store, StoreError};
 use crate::address::Address;
 
-const MEMBERS: TableDefinition<(&str, &str), (u64, &str)> = TableDefinition::new("members");
+pub(super) const MEMBERS: TableDefinition<(&str, &str), (u64, &str)> =
+    TableDefinition::new("members");
 
 /// Member flag: subscribed but receives no posts (`set nomail on`).
 pub const FLAG_NOMAIL: u64 = 1;

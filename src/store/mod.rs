@@ -11,6 +11,7 @@
 
 mod journal;
 pub mod members;
+mod pending;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use redb::{Database, Durability, WriteTransaction};
 
 pub use journal::{DoneBatch, JournalKey};
 pub use members::{AddOutcome, Member};
+pub use pending::{Completion, Pending, PendingKind};
 
 /// The store file inside `data_dir`.
 pub const FILE_NAME: &str = "listkeeper.redb";
@@ -92,6 +94,7 @@ impl Store {
         let txn = self.write()?;
         members::init(&txn)?;
         journal::init(&txn)?;
+        pending::init(&txn)?;
         txn.commit()?;
         Ok(())
     }
