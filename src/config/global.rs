@@ -40,6 +40,21 @@ pub struct Config {
     pub limits: Limits,
     /// `[store]`
     pub store: StoreConfig,
+    /// `[requests]`
+    pub requests: RequestsConfig,
+}
+
+/// `[requests]`: email commands and confirmations.
+#[derive(Debug, Clone)]
+pub struct RequestsConfig {
+    /// How long a confirmation or approval token stays valid.
+    pub token_ttl: Duration,
+    /// Commands read from one mail to `-request`.
+    pub max_commands: usize,
+    /// Mails one address may be sent per list and hour because of requests (forged ones too).
+    pub per_address_per_hour: u64,
+    /// Mails one list may send per hour because of requests.
+    pub per_list_per_hour: u64,
 }
 
 /// `[server]`: listeners and directories.
@@ -169,6 +184,30 @@ pub const BOUNDS: &[Bound] = &[
         max: 256,
     },
     Bound {
+        key: "requests.token_ttl_secs",
+        default: 3 * 86_400,
+        min: 60,
+        max: 90 * 86_400,
+    },
+    Bound {
+        key: "requests.max_commands",
+        default: 20,
+        min: 1,
+        max: 1000,
+    },
+    Bound {
+        key: "requests.per_address_per_hour",
+        default: 5,
+        min: 1,
+        max: 10_000,
+    },
+    Bound {
+        key: "requests.per_list_per_hour",
+        default: 200,
+        min: 1,
+        max: 1_000_000,
+    },
+    Bound {
         key: "store.cache_size",
         default: 4 << 20,
         min: 64 << 10,
@@ -193,6 +232,17 @@ struct Raw {
     limits: RawLimits,
     #[serde(default)]
     store: RawStore,
+    #[serde(default)]
+    requests: RawRequests,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRequests {
+    token_ttl_secs: Option<Spanned<u64>>,
+    max_commands: Option<Spanned<u64>>,
+    per_address_per_hour: Option<Spanned<u64>>,
+    per_list_per_hour: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -421,6 +471,13 @@ impl Config {
                 c.bounded("store.journal_ttl_secs", &st.journal_ttl_secs),
             ),
         };
+        let rq = &raw.requests;
+        let requests = RequestsConfig {
+            token_ttl: Duration::from_secs(c.bounded("requests.token_ttl_secs", &rq.token_ttl_secs)),
+            max_commands: c.bounded("requests.max_commands", &rq.max_commands) as usize,
+            per_address_per_hour: c.bounded("requests.per_address_per_hour", &rq.per_address_per_hour),
+            per_list_per_hour: c.bounded("requests.per_list_per_hour", &rq.per_list_per_hour),
+        };
         if !c.errors.is_empty() {
             return Err(c.errors);
         }
@@ -439,6 +496,7 @@ impl Config {
             reinject,
             limits,
             store,
+            requests,
         })
     }
 }

@@ -20,6 +20,39 @@ pub enum PostingPolicy {
     Members,
 }
 
+/// How people join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubscriptionPolicy {
+    /// Anyone, after confirming their address.
+    Open,
+    /// After confirming, an owner approves.
+    Moderate,
+    /// Nobody by mail: the owners add members.
+    Closed,
+}
+
+/// Who may ask for the member roster with `who`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Roster {
+    /// Owners only.
+    Owners,
+    /// Members and owners.
+    Members,
+    /// Nobody.
+    Nobody,
+}
+
+/// `[subscription]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    /// `subscription.policy` (default `open`).
+    pub policy: SubscriptionPolicy,
+    /// `subscription.roster` (default `owners`).
+    pub roster: Roster,
+}
+
 /// The role suffixes a list owns besides its own address (DESIGN.md, Addresses).
 pub const ROLE_SUFFIXES: &[&str] = &[
     "-request",
@@ -49,6 +82,8 @@ pub struct ListConfig {
     pub owners: Vec<Address>,
     /// `posting.policy`.
     pub posting: PostingPolicy,
+    /// `[subscription]`.
+    pub subscription: Subscription,
     /// Headers, prefix and rendered footer, built once at load time.
     pub decoration: Decoration,
 }
@@ -83,6 +118,31 @@ struct Raw {
     posting: RawPosting,
     #[serde(default)]
     decoration: RawDecoration,
+    #[serde(default)]
+    subscription: RawSubscription,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSubscription {
+    #[serde(default = "default_sub_policy")]
+    policy: SubscriptionPolicy,
+    #[serde(default = "default_roster")]
+    roster: Roster,
+}
+
+impl Default for RawSubscription {
+    fn default() -> Self {
+        RawSubscription { policy: default_sub_policy(), roster: default_roster() }
+    }
+}
+
+fn default_sub_policy() -> SubscriptionPolicy {
+    SubscriptionPolicy::Open
+}
+
+fn default_roster() -> Roster {
+    Roster::Owners
 }
 
 #[derive(Deserialize)]
@@ -225,6 +285,7 @@ impl ListConfig {
             description: raw.description.clone(),
             owners,
             posting: raw.posting.policy,
+            subscription: Subscription { policy: raw.subscription.policy, roster: raw.subscription.roster },
             decoration: Decoration {
                 list_id: format!("{}.{}", name, address.domain()),
                 display_name: raw.display_name.clone(),

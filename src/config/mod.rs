@@ -6,5 +6,5 @@ pub mod global;
 pub mod list;
 
 pub use error::ConfigError;
-pub use global::{Config, Limits, Listen, ReinjectConfig, ServerConfig, StoreConfig};
-pub use list::{ListConfig, PostingPolicy};
+pub use global::{Config, Limits, Listen, ReinjectConfig, RequestsConfig, ServerConfig, StoreConfig};
+pub use list::{ListConfig, PostingPolicy, Roster, Subscription, SubscriptionPolicy};
