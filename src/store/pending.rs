@@ -181,6 +181,28 @@ impl Store {
         now: u64,
         then: Option<&Pending>,
     ) -> Result<Completion, StoreError> {
+        self.finish(token, list, expect, now, then, true)
+    }
+
+    /// An owner's rejection: consume an approval token without subscribing anyone.
+    pub fn pending_reject(
+        &self,
+        token: &str,
+        list: &str,
+        now: u64,
+    ) -> Result<Completion, StoreError> {
+        self.finish(token, list, Some(PendingKind::Approve), now, None, false)
+    }
+
+    fn finish(
+        &self,
+        token: &str,
+        list: &str,
+        expect: Option<PendingKind>,
+        now: u64,
+        then: Option<&Pending>,
+        apply: bool,
+    ) -> Result<Completion, StoreError> {
         let txn = self.write()?;
         let result = {
             let mut t = txn.open_table(PENDING)?;
@@ -221,6 +243,7 @@ impl Store {
             let mut m = txn.open_table(MEMBERS)?;
             let akey = key_of(&p.address);
             match p.kind {
+                _ if !apply => {}
                 PendingKind::Join if then.is_some() => {}
                 PendingKind::Join | PendingKind::Approve => {
                     if m.get((list, akey.as_str()))?.is_none() {
