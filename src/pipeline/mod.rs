@@ -6,6 +6,7 @@
 //! DATA; it returns that recipient's own reply.
 
 pub mod classify;
+pub mod commands;
 pub mod decorate;
 pub mod fanout;
 pub mod owner;
