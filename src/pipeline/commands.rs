@@ -109,7 +109,7 @@ pub fn parse(subject: Option<&str>, body: &str, max_commands: usize) -> Parsed {
     let lines: Vec<&str> = body.split('\n').take(MAX_BODY_LINES).collect();
     let mut not_understood = 0;
     for (i, raw) in lines.iter().enumerate() {
-        let line = raw.trim();
+        let line = trim(raw);
         if line.is_empty() || line.starts_with('>') {
             continue;
         }
@@ -180,7 +180,7 @@ impl Collector {
 /// Subject of our own confirmation mails, answered to the wrong address) counts; anything else
 /// is ignored silently.
 fn subject_command(subject: &str) -> Option<Line> {
-    let rest = strip_reply_prefixes(subject).trim();
+    let rest = trim(strip_reply_prefixes(trim(subject)));
     if let Some(parsed) = command_line(rest) {
         return Some(Line {
             text: quotable(rest, QUOTE_MAX),
@@ -392,6 +392,11 @@ fn command_word(word: &str) -> String {
         .to_lowercase()
 }
 
+/// `s` without whitespace, byte-order marks and zero-width spaces at either end.
+fn trim(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || matches!(c, '\u{feff}' | '\u{200b}'))
+}
+
 /// Runs of whitespace made one space, no whitespace at either end.
 fn normalize_spaces(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -569,6 +574,26 @@ mod tests {
         // Not a repeat: the token's case differs.
         let p = parse(Some(&s), &format!("confirm {}\n", TOKEN.to_lowercase()), 20);
         assert_eq!(p.lines.len(), 2);
+    }
+
+    #[test]
+    fn empty_and_quote_only_bodies_have_no_commands() {
+        for body in [
+            "",
+            "\n",
+            " \t\r\n\r\n",
+            "> help\n>> join\n",
+            "--\nhelp",
+            "\u{feff}",
+        ] {
+            assert_eq!(parse(Some(body), body, 20), Parsed::default(), "{body:?}");
+        }
+        let p = parse(
+            Some("\u{feff}Re: help"),
+            "\u{feff}\u{200b}who\u{200b}\r\n",
+            20,
+        );
+        assert_eq!(ok(&p), [Command::Help, Command::Who]);
     }
 
     #[test]
