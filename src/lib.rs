@@ -11,6 +11,7 @@
 //! - [`pipeline`] per-role handling: classify (loops, posting policy), decorate, fan-out, owner
 //! - [`reinject`] SMTP client connections and the pool of parallel infeeds into the MTA
 //! - [`store`]    the embedded redb store: members and the fan-out journal
+//! - [`notice`]   every generated mail: templates (defaults + per-list overrides), rendering, building
 //! - [`control`]  a local control socket so the CLI can change the store of a running server
 //! - [`server`]   wires it all together: listeners, signals, reload, graceful shutdown
 //! - [`cli`]      the `listkeeper` command line
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod lmtp;
+pub mod notice;
 pub mod pipeline;
 pub mod registry;
 pub mod reinject;
