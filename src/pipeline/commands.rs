@@ -316,10 +316,9 @@ fn command_line(line: &str) -> Option<Result<Command, String>> {
 fn join(word: &str, args: &[&str]) -> Result<Command, String> {
     let mut digest = None;
     for arg in args {
-        let lower = arg.to_lowercase();
-        match lower.strip_prefix("digest=") {
-            Some(_) => {
-                let value = arg.get("digest=".len()..).unwrap_or_default();
+        let key = arg.get(..7).filter(|k| k.eq_ignore_ascii_case("digest="));
+        match key.and(arg.get(7..)) {
+            Some(value) => {
                 let value = value.trim_end_matches(|c: char| c.is_ascii_punctuation());
                 if value.is_empty() {
                     return Err("`digest=` needs a value, e.g. `digest=yes`".into());
