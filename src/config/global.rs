@@ -473,9 +473,12 @@ impl Config {
         };
         let rq = &raw.requests;
         let requests = RequestsConfig {
-            token_ttl: Duration::from_secs(c.bounded("requests.token_ttl_secs", &rq.token_ttl_secs)),
+            token_ttl: Duration::from_secs(
+                c.bounded("requests.token_ttl_secs", &rq.token_ttl_secs),
+            ),
             max_commands: c.bounded("requests.max_commands", &rq.max_commands) as usize,
-            per_address_per_hour: c.bounded("requests.per_address_per_hour", &rq.per_address_per_hour),
+            per_address_per_hour: c
+                .bounded("requests.per_address_per_hour", &rq.per_address_per_hour),
             per_list_per_hour: c.bounded("requests.per_list_per_hour", &rq.per_list_per_hour),
         };
         if !c.errors.is_empty() {

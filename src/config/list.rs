@@ -84,6 +84,8 @@ pub struct ListConfig {
     pub posting: PostingPolicy,
     /// `[subscription]`.
     pub subscription: Subscription,
+    /// Generated mails: defaults with this list's `[templates.*]` overrides.
+    pub templates: crate::notice::Templates,
     /// Headers, prefix and rendered footer, built once at load time.
     pub decoration: Decoration,
 }
@@ -120,6 +122,8 @@ struct Raw {
     decoration: RawDecoration,
     #[serde(default)]
     subscription: RawSubscription,
+    #[serde(default)]
+    templates: std::collections::BTreeMap<String, crate::notice::RawTemplate>,
 }
 
 #[derive(Deserialize)]
@@ -133,7 +137,10 @@ struct RawSubscription {
 
 impl Default for RawSubscription {
     fn default() -> Self {
-        RawSubscription { policy: default_sub_policy(), roster: default_roster() }
+        RawSubscription {
+            policy: default_sub_policy(),
+            roster: default_roster(),
+        }
     }
 }
 
@@ -285,7 +292,19 @@ impl ListConfig {
             description: raw.description.clone(),
             owners,
             posting: raw.posting.policy,
-            subscription: Subscription { policy: raw.subscription.policy, roster: raw.subscription.roster },
+            subscription: Subscription {
+                policy: raw.subscription.policy,
+                roster: raw.subscription.roster,
+            },
+            templates: match crate::notice::templates_from(&raw.templates) {
+                Ok(t) => t,
+                Err(errs) => {
+                    for (key, span, msg) in errs {
+                        errors.push(ConfigError::at(path, text, span, &key, msg));
+                    }
+                    crate::notice::Templates::defaults()
+                }
+            },
             decoration: Decoration {
                 list_id: format!("{}.{}", name, address.domain()),
                 display_name: raw.display_name.clone(),

@@ -6,5 +6,7 @@ pub mod global;
 pub mod list;
 
 pub use error::ConfigError;
-pub use global::{Config, Limits, Listen, ReinjectConfig, RequestsConfig, ServerConfig, StoreConfig};
+pub use global::{
+    Config, Limits, Listen, ReinjectConfig, RequestsConfig, ServerConfig, StoreConfig,
+};
 pub use list::{ListConfig, PostingPolicy, Roster, Subscription, SubscriptionPolicy};

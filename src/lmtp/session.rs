@@ -285,7 +285,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Route::Disabled { list } => {
                     crate::lmtp::reply::reply_for(&pipeline::PostError::ListDisabled(list))
                 }
-                Route::List(_, role) if !matches!(role, Role::Post | Role::Owner) => {
+                Route::List(_, role) if matches!(role, Role::Bounces(_)) => {
                     pipeline::role_not_enabled(&role)
                 }
                 route => {

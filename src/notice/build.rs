@@ -92,10 +92,14 @@ pub fn build(n: &Notice) -> Result<Vec<u8>, NoticeError> {
     if let Some(r) = reply_to {
         message = message.reply_to(MailAddress::new_address(None::<&str>, r));
     }
-    message = message
-        .subject(subject)
-        .date(Date::now())
-        .message_id(new_message_id(domain));
+    // A printable-ASCII subject is folded at spaces and sent as it is: an encoded word would
+    // split a long one mid-token and hide `confirm TOKEN` from plain-text readers.
+    message = if subject.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        message.header("Subject", Raw::new(fold_ascii(&subject)))
+    } else {
+        message.subject(subject)
+    };
+    message = message.date(Date::now()).message_id(new_message_id(domain));
     if let Some(id) = n.in_reply_to.and_then(usable_message_id) {
         message = message
             .in_reply_to(MessageId::new(id))
@@ -108,6 +112,27 @@ pub fn build(n: &Notice) -> Result<Vec<u8>, NoticeError> {
     let mut out = Vec::with_capacity(n.body.len() + 1024);
     message.serialize(&mut out);
     Ok(out)
+}
+
+/// Fold an ASCII header value at spaces so that lines stay under 78 characters where a space
+/// allows it (RFC 5322 2.2.3); a word longer than a line stays whole.
+fn fold_ascii(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 8);
+    let mut column = "Subject: ".len();
+    for (i, word) in value.split(' ').enumerate() {
+        if i > 0 {
+            if column + 1 + word.len() > 78 {
+                out.push_str("\r\n ");
+                column = 1;
+            } else {
+                out.push(' ');
+                column += 1;
+            }
+        }
+        out.push_str(word);
+        column += word.len();
+    }
+    out
 }
 
 /// `value` if it is exactly one address that [`Address::parse`] accepts with nothing around it.

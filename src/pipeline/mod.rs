@@ -10,6 +10,7 @@ pub mod commands;
 pub mod decorate;
 pub mod fanout;
 pub mod owner;
+pub mod request;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -120,6 +121,24 @@ pub async fn deliver(ctx: &Context, delivery: &Delivery, route: &Route) -> Reply
                 reply_for(&e)
             }
         },
+        Route::List(list, Role::Request) => {
+            request::handle(ctx, list, delivery, &request::Action::Commands).await
+        }
+        Route::List(list, Role::Join) => {
+            request::handle(ctx, list, delivery, &request::Action::Join).await
+        }
+        Route::List(list, Role::Leave) => {
+            request::handle(ctx, list, delivery, &request::Action::Leave).await
+        }
+        Route::List(list, Role::Confirm(token)) => {
+            request::handle(
+                ctx,
+                list,
+                delivery,
+                &request::Action::Confirm(token.clone()),
+            )
+            .await
+        }
         Route::List(_, role) => role_not_enabled(role),
     }
 }
