@@ -24,8 +24,8 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 
 use crate::address::Address;
-use crate::registry::Registry;
-use crate::store::{AddOutcome, Store, StoreError};
+use crate::pipeline::Context;
+use crate::store::{now_secs, AddOutcome, Store, StoreError};
 
 /// Addresses per store transaction during an import.
 const CHUNK: usize = 10_000;
@@ -33,8 +33,7 @@ const CHUNK: usize = 10_000;
 /// Serve the control socket until shutdown.
 pub async fn serve(
     path: &Path,
-    store: Store,
-    registry: watch::Receiver<Arc<Registry>>,
+    ctx: Arc<Context>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     crate::lmtp::listener::remove_stale_socket(path)?;
@@ -44,9 +43,9 @@ pub async fn serve(
         tokio::select! {
             r = listener.accept() => {
                 let Ok((stream, _)) = r else { continue };
-                let (store, registry) = (store.clone(), registry.clone());
+                let ctx = ctx.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = handle(stream, store, registry).await {
+                    if let Err(e) = handle(stream, ctx).await {
                         tracing::warn!(error = %e, "control connection failed");
                     }
                 });
@@ -58,18 +57,16 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handle(
-    stream: tokio::net::UnixStream,
-    store: Store,
-    registry: watch::Receiver<Arc<Registry>>,
-) -> std::io::Result<()> {
+async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::Result<()> {
+    let store = ctx.store.clone();
     let (r, mut w) = stream.into_split();
     let mut lines = tokio::io::BufReader::new(r).lines();
     let Some(first) = lines.next_line().await? else {
         return Ok(());
     };
-    let (verb, list) = first.split_once(' ').unwrap_or((first.as_str(), ""));
-    let reg = registry.borrow().clone();
+    let (verb, rest) = first.split_once(' ').unwrap_or((first.as_str(), ""));
+    let (list, args) = rest.split_once(' ').unwrap_or((rest, ""));
+    let reg = ctx.registry.borrow().clone();
     let Some(list) = reg.find(list) else {
         let msg = format!("err no active list {list:?} is configured\n");
         return w.write_all(msg.as_bytes()).await;
@@ -142,6 +139,43 @@ async fn handle(
                 .map_err(std::io::Error::other)?
             {
                 Ok(n) => format!("ok {n}\n"),
+                Err(e) => format!("err {e}\n"),
+            }
+        }
+        "pending" => {
+            let s = store.clone();
+            let rows = tokio::task::spawn_blocking(move || s.pending_list(&key, now_secs()))
+                .await
+                .map_err(std::io::Error::other)?;
+            match rows {
+                Ok(rows) => {
+                    let mut out = String::new();
+                    for p in rows {
+                        out.push_str(&format!(
+                            "{} {} {} {} {}\n",
+                            p.token,
+                            p.kind.name(),
+                            p.address,
+                            p.created,
+                            p.expires
+                        ));
+                    }
+                    out.push_str(".\n");
+                    out
+                }
+                Err(e) => format!("err {e}\n"),
+            }
+        }
+        "approve" | "reject" => {
+            let (token, reason) = args.split_once(' ').unwrap_or((args, ""));
+            let reject = (verb == "reject").then(|| reason.to_string());
+            match crate::pipeline::request::operator_decision(&ctx, &list, token.trim(), reject)
+                .await
+            {
+                Ok(sentence) => {
+                    tracing::info!(list = %key, action = verb, token = %token, "operator decision");
+                    format!("ok {}\n", sentence.replace('\n', " "))
+                }
                 Err(e) => format!("err {e}\n"),
             }
         }
@@ -235,6 +269,45 @@ impl ControlClient {
             }
         }
         Err("the server closed the control connection early".into())
+    }
+
+    /// Open requests of `list`: lines `TOKEN KIND ADDRESS CREATED EXPIRES`.
+    pub fn pending(self, list: &str) -> Result<Vec<String>, String> {
+        let io = |e: std::io::Error| format!("control socket: {e}");
+        (&self.stream)
+            .write_all(format!("pending {list}\n").as_bytes())
+            .map_err(io)?;
+        let mut out = Vec::new();
+        for line in BufReader::new(&self.stream).lines() {
+            let line = line.map_err(io)?;
+            if line == "." {
+                return Ok(out);
+            }
+            if let Some(e) = line.strip_prefix("err ") {
+                return Err(e.to_string());
+            }
+            out.push(line);
+        }
+        Err("the server closed the control connection early".into())
+    }
+
+    /// Approve (`reason` None) or reject an approval request; returns the server's sentence.
+    pub fn decide(self, list: &str, token: &str, reason: Option<&str>) -> Result<String, String> {
+        let io = |e: std::io::Error| format!("control socket: {e}");
+        let line = match reason {
+            None => format!("approve {list} {token}\n"),
+            Some(r) => format!("reject {list} {token} {}\n", r.replace(['\r', '\n'], " ")),
+        };
+        (&self.stream).write_all(line.as_bytes()).map_err(io)?;
+        let mut reply = String::new();
+        BufReader::new(&self.stream)
+            .read_line(&mut reply)
+            .map_err(io)?;
+        let reply = reply.trim_end();
+        match reply.strip_prefix("ok ") {
+            Some(s) => Ok(s.to_string()),
+            None => Err(reply.strip_prefix("err ").unwrap_or(reply).to_string()),
+        }
     }
 
     /// The number of members of `list`.

@@ -131,10 +131,10 @@ pub async fn run(
     }
     let control = config.server.control_socket.clone();
     {
-        let (store, reg, stop) = (store.clone(), reg_rx.clone(), stop_rx.clone());
+        let (ctx, stop) = (ctx.clone(), stop_rx.clone());
         let control = control.clone();
         tasks.spawn(async move {
-            if let Err(e) = crate::control::serve(&control, store, reg, stop).await {
+            if let Err(e) = crate::control::serve(&control, ctx, stop).await {
                 tracing::error!(socket = %control.display(), error = %e, "control socket unavailable; the CLI cannot change members while the server runs");
             }
         });

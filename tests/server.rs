@@ -159,3 +159,104 @@ async fn serves_unix_and_tcp_reloads_and_stops_cleanly() {
     assert!(!sock.exists(), "the socket file is removed on exit");
     assert_eq!(sink.copies().get("x@members.test"), Some(&2));
 }
+
+/// `listkeeper pending list|approve` as the CLI runs them against a live server.
+#[tokio::test]
+async fn operator_approves_a_pending_subscription_over_the_control_socket() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lists = dir.path().join("lists.d");
+    std::fs::create_dir_all(&lists).expect("mkdir");
+    std::fs::write(
+        lists.join("mod.toml"),
+        "address = \"mod@example.org\"\nowners = [\"boss@owners.test\"]\n[subscription]\npolicy = \"moderate\"\n",
+    )
+    .expect("write");
+    let text = format!(
+        "[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\ndata_dir = \"data\"\n[reinject]\ntarget = \"{}\"\n",
+        sink.addr
+    );
+    let path = dir.path().join("listkeeper.toml");
+    std::fs::write(&path, &text).expect("write");
+    let config = listkeeper::config::Config::parse(&path, &text).expect("config");
+    let control = config.server.control_socket.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (_reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let server = tokio::spawn(listkeeper::server::run(
+        config,
+        async {
+            let _ = stop_rx.await;
+        },
+        reload_rx,
+    ));
+    let sock = dir.path().join("lmtp.sock");
+    for _ in 0..200 {
+        if control.exists() && sock.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mail = |rcpt: String| {
+        format!("LHLO t\r\nMAIL FROM:<s@people.test>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\nFrom: s@people.test\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+    };
+    let t = dialogue(
+        tokio::net::UnixStream::connect(&sock).await.expect("unix"),
+        &mail("mod-join@example.org".into()),
+    )
+    .await;
+    assert!(t.contains("250 2.0.0 request handled"), "{t}");
+    let confirmation = String::from_utf8_lossy(&sink.transactions()[0].data).into_owned();
+    let start = confirmation.find("mod-confirm+").expect("reply-to") + "mod-confirm+".len();
+    let token: String = confirmation[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    dialogue(
+        tokio::net::UnixStream::connect(&sock).await.expect("unix"),
+        &mail(format!("mod-confirm+{token}@example.org")),
+    )
+    .await;
+
+    let c = control.clone();
+    let pending = tokio::task::spawn_blocking(move || {
+        listkeeper::control::ControlClient::connect(&c)
+            .expect("control")
+            .pending("mod@example.org")
+    })
+    .await
+    .expect("join")
+    .expect("pending");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert!(
+        pending[0].contains(" approve s@people.test "),
+        "{pending:?}"
+    );
+    let approval = pending[0].split(' ').next().unwrap_or_default().to_string();
+    let c = control.clone();
+    let said = tokio::task::spawn_blocking(move || {
+        listkeeper::control::ControlClient::connect(&c)
+            .expect("control")
+            .decide("mod@example.org", &approval, None)
+    })
+    .await
+    .expect("join");
+    assert!(
+        said.as_deref().is_ok_and(|s| s.contains("now subscribed")),
+        "{said:?}"
+    );
+    let c = control.clone();
+    let count = tokio::task::spawn_blocking(move || {
+        listkeeper::control::ControlClient::connect(&c)
+            .expect("control")
+            .count("mod@example.org")
+    })
+    .await
+    .expect("join");
+    assert_eq!(count, Ok(1));
+    let welcome =
+        String::from_utf8_lossy(&sink.transactions().last().expect("welcome").data).into_owned();
+    assert!(welcome.contains("Welcome"), "{welcome}");
+
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}

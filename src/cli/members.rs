@@ -64,7 +64,7 @@ impl Backend {
             .map_err(|e| e.to_string())
     }
 
-    fn client(path: &std::path::Path) -> Result<ControlClient, String> {
+    pub(super) fn client(path: &std::path::Path) -> Result<ControlClient, String> {
         ControlClient::connect(path)
             .ok_or_else(|| format!("the server stopped answering on {}", path.display()))
     }
@@ -123,7 +123,7 @@ fn quiet_pipe(e: std::io::Error) -> Result<(), String> {
 }
 
 /// The key of an active list named on the command line.
-fn resolve(config: &Config, wanted: &str) -> Result<String, String> {
+pub(super) fn resolve(config: &Config, wanted: &str) -> Result<String, String> {
     let reg = Registry::load(
         &config.server.lists_dir,
         config.server.recipient_delimiter,

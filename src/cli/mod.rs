@@ -3,6 +3,7 @@
 mod check;
 mod lists;
 mod members;
+mod pending;
 mod serve;
 
 use std::path::PathBuf;
@@ -45,6 +46,9 @@ enum Command {
     /// Add, remove or list the members of a list.
     #[command(subcommand)]
     Members(members::MembersCommand),
+    /// Show, approve or reject requests waiting for a confirmation or an owner.
+    #[command(subcommand)]
+    Pending(pending::PendingCommand),
 }
 
 /// Log to stderr; `RUST_LOG` overrides the level from `-v`.
@@ -70,6 +74,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(c) => check::run(&c.config),
         Command::Lists(c) => lists::run(&c.config),
         Command::Members(m) => members::run(m),
+        Command::Pending(p) => pending::run(p),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -133,6 +133,7 @@ pub async fn handle(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery, action:
         sender,
         results: Vec::new(),
         sent: 0,
+        operator: false,
     };
     let outcome = match action {
         Action::Commands => r.commands().await,
@@ -159,6 +160,38 @@ pub async fn handle(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery, action:
     }
 }
 
+/// The operator's `listkeeper pending approve|reject`: decide an approval request as an owner
+/// would, telling the subscriber. Returns the sentence for the operator.
+pub async fn operator_decision(
+    ctx: &Context,
+    list: &Arc<ListConfig>,
+    token: &str,
+    reject: Option<String>,
+) -> Result<String, PostError> {
+    let inc = Incoming {
+        sender: None,
+        subject: String::new(),
+        message_id: None,
+        body: String::new(),
+        automatic: None,
+    };
+    let sender = list
+        .owners
+        .first()
+        .cloned()
+        .ok_or_else(|| PostError::Store("the list has no owner".into()))?;
+    let mut r = Run {
+        ctx,
+        list,
+        inc: &inc,
+        sender,
+        results: Vec::new(),
+        sent: 0,
+        operator: true,
+    };
+    r.owner_decision(token, reject).await
+}
+
 enum Done {
     Answered,
     Throttled,
@@ -173,6 +206,8 @@ struct Run<'a> {
     /// (command as written, result sentence)
     results: Vec<(String, String)>,
     sent: usize,
+    /// The server's operator (CLI), who may decide like an owner.
+    operator: bool,
 }
 
 impl Run<'_> {
@@ -559,7 +594,7 @@ impl Run<'_> {
         reject: Option<String>,
     ) -> Result<String, PostError> {
         let l = self.list.clone();
-        if !l.owners.iter().any(|o| o.key() == self.sender.key()) {
+        if !self.operator && !l.owners.iter().any(|o| o.key() == self.sender.key()) {
             tracing::warn!(list = %l.key(), sender = %self.sender, "approval attempted by a non-owner");
             return Ok("Only the owners of this list may approve or reject requests.".into());
         }

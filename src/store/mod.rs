@@ -108,7 +108,7 @@ impl Store {
 }
 
 /// Seconds since the epoch (journal ages).
-pub(crate) fn now_secs() -> u64 {
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
