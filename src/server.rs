@@ -106,8 +106,13 @@ pub async fn run(
         registry: reg_rx.clone(),
         store: store.clone(),
         pool,
+        held_changed: tokio::sync::Notify::new(),
     });
     let limit = Arc::new(Semaphore::new(config.limits.max_sessions));
+    let deadlines = tokio::spawn(crate::pipeline::hold::run_deadlines(
+        ctx.clone(),
+        stop_rx.clone(),
+    ));
 
     let mut sockets: Vec<PathBuf> = Vec::new();
     let mut tasks = JoinSet::new();
@@ -186,6 +191,7 @@ pub async fn run(
         tracing::warn!(seconds = grace.as_secs(), "sessions still running after the shutdown timeout; closing them (their mail stays with the MTA)");
         tasks.abort_all();
     }
+    let _ = deadlines.await;
     for p in sockets {
         let _ = std::fs::remove_file(p);
     }

@@ -7,18 +7,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::ConfigError;
+use super::moderation::{self, Content, Moderation, Posting};
 use crate::address::Address;
 use crate::pipeline::decorate::Decoration;
-
-/// Who may post.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PostingPolicy {
-    /// Anyone.
-    Open,
-    /// Members only; others are refused with 550 5.7.1.
-    Members,
-}
 
 /// How people join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -80,8 +71,12 @@ pub struct ListConfig {
     pub description: String,
     /// Who gets `NAME-owner@` mail.
     pub owners: Vec<Address>,
-    /// `posting.policy`.
-    pub posting: PostingPolicy,
+    /// `[posting]`: who may post, per-address overrides, emergency.
+    pub posting: Posting,
+    /// `[content]` and `[[rules]]`.
+    pub content: Content,
+    /// `moderators` and `[moderation]`.
+    pub moderation: Moderation,
     /// `[subscription]`.
     pub subscription: Subscription,
     /// Generated mails: defaults with this list's `[templates.*]` overrides.
@@ -117,7 +112,15 @@ struct Raw {
     description: String,
     owners: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
-    posting: RawPosting,
+    posting: moderation::RawPosting,
+    #[serde(default)]
+    moderators: Vec<Spanned<String>>,
+    #[serde(default)]
+    content: moderation::RawContent,
+    #[serde(default)]
+    rules: Vec<moderation::RawRule>,
+    #[serde(default)]
+    moderation: moderation::RawModeration,
     #[serde(default)]
     decoration: RawDecoration,
     #[serde(default)]
@@ -150,25 +153,6 @@ fn default_sub_policy() -> SubscriptionPolicy {
 
 fn default_roster() -> Roster {
     Roster::Owners
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPosting {
-    #[serde(default = "default_policy")]
-    policy: PostingPolicy,
-}
-
-impl Default for RawPosting {
-    fn default() -> Self {
-        RawPosting {
-            policy: default_policy(),
-        }
-    }
-}
-
-fn default_policy() -> PostingPolicy {
-    PostingPolicy::Members
 }
 
 #[derive(Deserialize, Default)]
@@ -282,6 +266,22 @@ impl ListConfig {
         });
         let prefix = prefix.filter(|p| !p.trim().is_empty());
 
+        let mut moderators = Vec::new();
+        for m in &raw.moderators {
+            match Address::parse(m.get_ref()) {
+                Ok(a) => moderators.push(a),
+                Err(e) => fail!(
+                    m.span(),
+                    "moderators",
+                    format!("{:?} is not a valid address: {e}", m.get_ref())
+                ),
+            }
+        }
+        if raw.moderators.is_empty() {
+            moderators = owners.clone();
+        }
+        let mut problems = moderation::Problems::new();
+
         let Some(address) = address else {
             return Err(errors);
         };
@@ -291,7 +291,9 @@ impl ListConfig {
             display_name,
             description: raw.description.clone(),
             owners,
-            posting: raw.posting.policy,
+            posting: moderation::posting(&raw.posting, &mut problems),
+            content: moderation::content(&raw.content, &raw.rules, &mut problems),
+            moderation: moderation::moderation(&raw.moderation, moderators, &mut problems),
             subscription: Subscription {
                 policy: raw.subscription.policy,
                 roster: raw.subscription.roster,
@@ -333,6 +335,17 @@ impl ListConfig {
                     m,
                 )),
             }
+        }
+        for (key, span, msg) in problems {
+            errors.push(ConfigError::at(path, text, span, &key, msg));
+        }
+        if list.posting.policy == moderation::PostingPolicy::Announce
+            && list.posting.allowed_posters.is_empty()
+        {
+            errors.push(ConfigError::file(
+                path,
+                "key `posting.allowed_posters`: an announce list needs at least one allowed poster",
+            ));
         }
         if errors.is_empty() {
             Ok(list)
@@ -399,7 +412,7 @@ mod tests {
         let l = ListConfig::parse(Path::new("dev.toml"), GOOD, '+').expect("valid");
         assert_eq!(l.key(), "dev@example.org");
         assert_eq!(l.bounces_address(), "dev-bounces@example.org");
-        assert_eq!(l.posting, PostingPolicy::Open);
+        assert_eq!(l.posting.policy, moderation::PostingPolicy::Open);
         assert_eq!(l.decoration.list_id, "dev.example.org");
         assert_eq!(
             l.decoration.footer.as_deref(),

@@ -4,9 +4,11 @@
 pub mod error;
 pub mod global;
 pub mod list;
+pub mod moderation;
 
 pub use error::ConfigError;
 pub use global::{
     Config, Limits, Listen, ReinjectConfig, RequestsConfig, ServerConfig, StoreConfig,
 };
-pub use list::{ListConfig, PostingPolicy, Roster, Subscription, SubscriptionPolicy};
+pub use list::{ListConfig, Roster, Subscription, SubscriptionPolicy};
+pub use moderation::{Action, PostingPolicy};

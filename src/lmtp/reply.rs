@@ -63,15 +63,10 @@ pub fn reply_for(err: &PostError) -> Reply {
                 "the list {list} is temporarily disabled by a configuration error; try again later"
             ),
         ),
-        PostError::NotMember(list) => Reply::new(
+        PostError::Rejected(reason) => Reply::new(
             550,
             (5, 7, 1),
-            format!("only members may post to {list}; your address is not subscribed"),
-        ),
-        PostError::NoSender(list) => Reply::new(
-            550,
-            (5, 7, 1),
-            format!("a post to {list} needs a sender address"),
+            format!("the list refused this post: {reason}"),
         ),
         PostError::Unparseable => Reply::new(
             554,
@@ -130,7 +125,7 @@ mod tests {
             assert_eq!((r.code / 100, r.esc.0), (4, 4), "{e:?} -> {r}");
         }
         let perm = [
-            PostError::NotMember("dev@x".into()),
+            PostError::Rejected("not a member".into()),
             PostError::Unparseable,
             PostError::MtaRefused("x".into()),
         ];

@@ -180,5 +180,92 @@ For questions, write to the owners at {owner_address}.
 "
             ),
         ),
+        Kind::HeldNotice => (
+            "Held for moderation: {subject} (approve {token})",
+            signed!(
+                "Hello,
+
+a post to {list_address} from {sender} is held for a moderator.
+
+Why: {reason}
+
+{headers}
+
+{excerpt}
+
+To approve it, simply reply to this message, or send one of these
+lines to {request_address}:
+
+    approve {token}
+    reject {token} REASON
+    discard {token}
+
+A rejection tells the poster, with the reason; a discard does not.
+If no moderator decides, the post expires {expires}.
+"
+            ),
+        ),
+        Kind::HeldSummary => (
+            "{count} post(s) waiting for moderation on {list_address}",
+            signed!(
+                "Hello,
+
+these posts to {list_address} are waiting for a moderator:
+
+{summary}
+
+Send `approve TOKEN`, `reject TOKEN REASON` or `discard TOKEN`
+to {request_address}.
+"
+            ),
+        ),
+        Kind::HeldAck => (
+            "Your post to {list_address} is awaiting moderation",
+            signed!(
+                "Hello,
+
+your post to {list_address} with the subject
+
+    {subject}
+
+is held until a moderator reviews it. Why: {reason}
+
+You will hear from us if it is rejected; it expires {expires} if
+nobody decides.
+"
+            ),
+        ),
+        Kind::PostRejected => (
+            "Your post to {list_address} was rejected",
+            signed!(
+                "Hello,
+
+a moderator of {list_address} rejected your post with the subject
+
+    {subject}
+
+The reason given:
+
+    {reason}
+
+For questions, write to the owners at {owner_address}.
+"
+            ),
+        ),
+        Kind::HeldExpired => (
+            "Your post to {list_address} expired without review",
+            signed!(
+                "Hello,
+
+your post to {list_address} with the subject
+
+    {subject}
+
+was held for a moderator, and nobody decided in time, so it was
+not distributed. You may send it again, or write to the owners at
+{owner_address}.
+"
+            ),
+        ),
     }
 }

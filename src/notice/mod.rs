@@ -40,6 +40,16 @@ pub enum Kind {
     ApprovalGranted,
     /// To the requester: an owner refused.
     ApprovalRejected,
+    /// To the moderators: a post is held (one per post).
+    HeldNotice,
+    /// To the moderators: the posts waiting (notify = "summary").
+    HeldSummary,
+    /// To the poster: the post is held for a moderator.
+    HeldAck,
+    /// To the poster: a moderator rejected the post.
+    PostRejected,
+    /// To the poster: nobody decided on the held post in time.
+    HeldExpired,
 }
 
 /// The placeholders every kind knows, followed by `extra`, as one static list.
@@ -65,6 +75,11 @@ impl Kind {
             Kind::ApprovalRequest => "approval_request",
             Kind::ApprovalGranted => "approval_granted",
             Kind::ApprovalRejected => "approval_rejected",
+            Kind::HeldNotice => "held_notice",
+            Kind::HeldSummary => "held_summary",
+            Kind::HeldAck => "held_ack",
+            Kind::PostRejected => "post_rejected",
+            Kind::HeldExpired => "held_expired",
         }
     }
 
@@ -80,6 +95,11 @@ impl Kind {
             Kind::ApprovalRequest,
             Kind::ApprovalGranted,
             Kind::ApprovalRejected,
+            Kind::HeldNotice,
+            Kind::HeldSummary,
+            Kind::HeldAck,
+            Kind::PostRejected,
+            Kind::HeldExpired,
         ]
     }
 
@@ -97,13 +117,30 @@ impl Kind {
             Kind::ConfirmNomail => with_common!("token", "confirm_address", "expires", "setting"),
             Kind::CommandResults => with_common!("results", "subject"),
             Kind::ApprovalRejected => with_common!("reason"),
+            Kind::HeldNotice => with_common!(
+                "token",
+                "confirm_address",
+                "expires",
+                "reason",
+                "sender",
+                "subject",
+                "headers",
+                "excerpt"
+            ),
+            Kind::HeldSummary => with_common!("summary", "count"),
+            Kind::HeldAck => with_common!("reason", "subject", "expires"),
+            Kind::PostRejected => with_common!("reason", "subject"),
+            Kind::HeldExpired => with_common!("subject"),
             Kind::Welcome | Kind::Goodbye | Kind::ApprovalGranted => with_common!(),
         }
     }
 
     /// Whether a list may switch this mail off (`enabled = false`).
     pub fn can_switch_off(&self) -> bool {
-        matches!(self, Kind::Welcome | Kind::Goodbye)
+        matches!(
+            self,
+            Kind::Welcome | Kind::Goodbye | Kind::HeldAck | Kind::HeldExpired
+        )
     }
 }
 

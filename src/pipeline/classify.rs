@@ -1,12 +1,8 @@
 //! Classification of a post before anything is sent: who sent it and may they post.
 
-use std::sync::Arc;
-
 use mail_parser::MessageParser;
 
-use super::{blocking, Context, PostError};
 use crate::address::Address;
-use crate::config::{ListConfig, PostingPolicy};
 
 /// The Message-ID of `raw` (without brackets), or empty.
 pub fn message_id(raw: &[u8]) -> String {
@@ -32,49 +28,6 @@ fn header_end(raw: &[u8]) -> usize {
     match (crlf, lf) {
         (Some(a), Some(b)) => a.min(b),
         (a, b) => a.or(b).unwrap_or(raw.len()),
-    }
-}
-
-/// Apply the list's posting policy: `open` lets everyone in; `members` wants the envelope
-/// sender or the From address to be a member.
-pub async fn check_policy(
-    ctx: &Context,
-    list: &Arc<ListConfig>,
-    sender: &str,
-    raw: &[u8],
-) -> Result<(), PostError> {
-    match list.posting {
-        PostingPolicy::Open => Ok(()),
-        PostingPolicy::Members => {
-            let mut candidates: Vec<Address> = Vec::with_capacity(2);
-            if let Ok(a) = Address::parse(sender) {
-                candidates.push(a);
-            }
-            if let Some(a) = from_address(raw) {
-                if !candidates.contains(&a) {
-                    candidates.push(a);
-                }
-            }
-            if candidates.is_empty() {
-                return Err(PostError::NoSender(list.key()));
-            }
-            let store = ctx.store.clone();
-            let key = list.key();
-            let is_member = blocking(move || {
-                for a in &candidates {
-                    if store.is_member(&key, a)? {
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
-            })
-            .await?;
-            if is_member {
-                Ok(())
-            } else {
-                Err(PostError::NotMember(list.key()))
-            }
-        }
     }
 }
 

@@ -32,8 +32,10 @@ pub enum Command {
     Leave,
     /// `confirm TOKEN`.
     Confirm(String),
-    /// `approve TOKEN` (owners).
+    /// `approve TOKEN` (owners: a subscription; moderators: a held post).
     Approve(String),
+    /// `discard TOKEN` (moderators: drop a held post without telling the poster).
+    Discard(String),
     /// `reject TOKEN [reason...]` (owners); the reason may be empty.
     Reject {
         /// The token of the pending request.
@@ -79,6 +81,7 @@ const KNOWN: &[&str] = &[
     "confirm",
     "approve",
     "reject",
+    "discard",
     "help",
     "who",
     "info",
@@ -306,6 +309,11 @@ fn command_line(line: &str) -> Option<Result<Command, String>> {
             .and_then(|t| token(t))
             .map(Command::Approve),
         "reject" => reject(rest),
+        "discard" => args
+            .first()
+            .ok_or_else(|| "`discard` needs the token from the moderation notice".to_string())
+            .and_then(|t| token(t))
+            .map(Command::Discard),
         "help" => Ok(Command::Help),
         "who" => Ok(Command::Who),
         "info" => Ok(Command::Info),

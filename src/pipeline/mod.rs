@@ -9,6 +9,8 @@ pub mod classify;
 pub mod commands;
 pub mod decorate;
 pub mod fanout;
+pub mod hold;
+pub mod moderate;
 pub mod owner;
 pub mod request;
 
@@ -17,12 +19,13 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use crate::config::Action;
 use crate::config::{Config, ListConfig};
 use crate::lmtp::reply::{reply_for, Reply};
 use crate::registry::Registry;
-use crate::reinject::{Pool, TxError, Wire};
+use crate::reinject::{Pool, TxError};
 use crate::route::{Role, Route};
-use crate::store::{JournalKey, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Everything a delivery needs, shared by all sessions.
 pub struct Context {
@@ -34,6 +37,8 @@ pub struct Context {
     pub store: Store,
     /// The infeed into the MTA.
     pub pool: Pool,
+    /// Wakes the deadline task when a post is held (its expiry may be the earliest).
+    pub held_changed: tokio::sync::Notify,
 }
 
 /// Why a delivery to one list recipient did not succeed. Mapped to a reply by
@@ -43,12 +48,9 @@ pub enum PostError {
     /// The list's file is broken.
     #[error("list {0} is disabled by a configuration error")]
     ListDisabled(String),
-    /// Policy `members` and the sender is not one.
-    #[error("sender is not a member of {0}")]
-    NotMember(String),
-    /// Null sender and no From address on a members-only list.
-    #[error("no sender address for {0}")]
-    NoSender(String),
+    /// Moderation refused the post (reject action); the reason is for the poster.
+    #[error("rejected: {0}")]
+    Rejected(String),
     /// mail-parser could not find a message in the bytes.
     #[error("unparseable message")]
     Unparseable,
@@ -159,7 +161,8 @@ pub fn role_not_enabled(role: &Role) -> Reply {
 #[derive(Debug)]
 enum Posted {
     Distributed(fanout::Stats),
-    Discarded(&'static str),
+    Discarded(String),
+    Held { token: String, reasons: String },
 }
 
 async fn post(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery) -> Reply {
@@ -181,8 +184,12 @@ async fn post(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery) -> Reply {
             ))
         }
         Ok(Posted::Discarded(why)) => {
-            tracing::info!(session = d.session, list = %list.key(), message_id = %message_id, sender = %d.sender, outcome = "discarded", reason = why, ms = format_args!("{ms:.1}"), "post");
+            tracing::info!(session = d.session, list = %list.key(), message_id = %message_id, sender = %d.sender, outcome = "discarded", reason = %why, ms = format_args!("{ms:.1}"), "post");
             Reply::ok(format!("discarded: {why}"))
+        }
+        Ok(Posted::Held { token, reasons }) => {
+            tracing::info!(session = d.session, list = %list.key(), message_id = %message_id, sender = %d.sender, outcome = "held", token = %token, reason = %reasons, ms = format_args!("{ms:.1}"), "post");
+            Reply::ok(format!("held for moderation: {reasons}"))
         }
         Err(e) => {
             let reply = reply_for(&e);
@@ -205,15 +212,32 @@ async fn post_inner(
     let normalized = decorate::normalize_line_endings(&d.raw);
     if decorate::carries_list_id(&normalized, &list.decoration.list_id) {
         return Ok(Posted::Discarded(
-            "the message already carries this list's List-Id (a mail loop)",
+            "the message already carries this list's List-Id (a mail loop)".into(),
         ));
     }
-    classify::check_policy(ctx, list, &d.sender, &normalized).await?;
-    let decorated =
-        decorate::decorate(&normalized, &list.decoration).map_err(|_| PostError::Unparseable)?;
-    let wire = Arc::new(Wire::new(&decorated));
-    drop(decorated);
-    let key = JournalKey::new(&list.key(), message_id, &d.raw);
-    let stats = fanout::fan_out(ctx, list, key, wire).await?;
-    Ok(Posted::Distributed(stats))
+    let verdict = moderate::moderate(ctx, list, &d.sender, &normalized).await?;
+    let message: &[u8] = verdict.filtered.as_deref().unwrap_or(&normalized);
+    match verdict.action {
+        Action::Discard => Ok(Posted::Discarded(verdict.reason())),
+        Action::Reject => Err(PostError::Rejected(verdict.reason())),
+        Action::Hold => {
+            let h = hold::hold(
+                ctx,
+                list,
+                &d.raw,
+                message,
+                verdict.reasons.clone(),
+                verdict.poster.as_ref(),
+                message_id,
+            )
+            .await?;
+            Ok(Posted::Held {
+                token: h.token,
+                reasons: verdict.reason(),
+            })
+        }
+        Action::Accept => Ok(Posted::Distributed(
+            hold::distribute(ctx, list, message, message_id).await?,
+        )),
+    }
 }

@@ -22,7 +22,7 @@ use crate::config::{ListConfig, Roster, SubscriptionPolicy};
 use crate::lmtp::reply::Reply;
 use crate::notice::{self, Kind, Vars};
 use crate::reinject::{RcptStatus, Wire};
-use crate::store::{now_secs, Completion, Pending, PendingKind};
+use crate::store::{now_secs, Completion, Decision, Pending, PendingKind};
 
 /// What a mail to a membership address is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +103,7 @@ fn read_incoming(d: &Delivery) -> Incoming {
 }
 
 /// A fresh token: 160 random bits, lowercase hex (addresses are case-insensitive).
-fn new_token() -> Result<String, PostError> {
+pub(crate) fn new_token() -> Result<String, PostError> {
     let mut bytes = [0u8; 20];
     getrandom::fill(&mut bytes).map_err(|e| PostError::Store(format!("no randomness: {e}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
@@ -355,8 +355,18 @@ impl Run<'_> {
             Command::Leave => self.start(PendingKind::Leave).await?,
             Command::SetNomail(on) => self.start(PendingKind::Nomail(*on)).await?,
             Command::Confirm(token) => self.complete(token, None).await?,
-            Command::Approve(token) => self.owner_decision(token, None).await?,
-            Command::Reject { token, reason } => self.owner_decision(token, Some(reason.clone())).await?,
+            Command::Approve(token) => match self.moderate(token, Decision::Approve, "").await? {
+                Some(s) => s,
+                None => self.owner_decision(token, None).await?,
+            },
+            Command::Reject { token, reason } => match self.moderate(token, Decision::Reject, reason).await? {
+                Some(s) => s,
+                None => self.owner_decision(token, Some(reason.clone())).await?,
+            },
+            Command::Discard(token) => match self.moderate(token, Decision::Discard, "").await? {
+                Some(s) => s,
+                None => "No held post with this token is waiting on this list.".into(),
+            },
             Command::Help => help_text(self.list),
             Command::Info => self.info(),
             Command::Who => self.who().await?,
@@ -477,7 +487,15 @@ impl Run<'_> {
                 .map(|p| p.kind)
         };
         let line = format!("confirm {token}");
-        let res = if kind == Some(PendingKind::Approve) {
+        let held = {
+            let (store, t) = (self.ctx.store.clone(), token.clone());
+            blocking(move || store.held_get(&t)).await?.is_some()
+        };
+        let res = if held {
+            self.moderate(&token, Decision::Approve, "")
+                .await?
+                .unwrap_or_else(|| "No held post with this token is waiting on this list.".into())
+        } else if kind == Some(PendingKind::Approve) {
             self.owner_decision(&token, None).await?
         } else {
             self.complete(&token, Some(line.clone())).await?
@@ -587,6 +605,30 @@ impl Run<'_> {
         }
     }
 
+    /// A moderator's decision on a held post; `None` if `token` is not a held post.
+    async fn moderate(
+        &mut self,
+        token: &str,
+        decision: Decision,
+        reason: &str,
+    ) -> Result<Option<String>, PostError> {
+        let is_held = {
+            let (store, t) = (self.ctx.store.clone(), token.to_ascii_lowercase());
+            blocking(move || store.held_get(&t)).await?.is_some()
+        };
+        if !is_held {
+            return Ok(None);
+        }
+        if !self.operator && !super::hold::is_moderator(self.list, &self.sender) {
+            tracing::warn!(list = %self.list.key(), sender = %self.sender, "moderation attempted by a non-moderator");
+            return Ok(Some(
+                "Only the moderators of this list may decide on held posts.".into(),
+            ));
+        }
+        let by = self.sender.to_string();
+        super::hold::decide(self.ctx, self.list, token, decision, reason, &by).await
+    }
+
     /// `approve TOKEN` / `reject TOKEN reason` / a reply to an approval request.
     async fn owner_decision(
         &mut self,
@@ -655,9 +697,11 @@ impl Run<'_> {
 
     fn info(&self) -> String {
         let l = self.list;
-        let posting = match l.posting {
+        let posting = match l.posting.policy {
             crate::config::PostingPolicy::Open => "anyone may post",
             crate::config::PostingPolicy::Members => "members may post",
+            crate::config::PostingPolicy::Moderated => "every post is reviewed by a moderator",
+            crate::config::PostingPolicy::Announce => "only designated posters may post",
         };
         let joining = match l.subscription.policy {
             SubscriptionPolicy::Open => "anyone may join after confirming their address",

@@ -14,6 +14,9 @@ pub(super) const MEMBERS: TableDefinition<(&str, &str), (u64, &str)> =
 /// Member flag: subscribed but receives no posts (`set nomail on`).
 pub const FLAG_NOMAIL: u64 = 1;
 
+/// Member flag: this member's posts are held for a moderator.
+pub const FLAG_MODERATED: u64 = 2;
+
 pub(super) fn init(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(MEMBERS)?;
     Ok(())

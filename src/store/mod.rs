@@ -9,6 +9,7 @@
 //! SECURITY: trusts nothing it is given beyond the types; addresses are validated by the
 //! caller (`address::Address`), list keys come from validated configuration.
 
+mod held;
 mod journal;
 pub mod members;
 mod pending;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use redb::{Database, Durability, WriteTransaction};
 
+pub use held::{Decided, Decision, Held, HeldState};
 pub use journal::{DoneBatch, JournalKey};
 pub use members::{AddOutcome, Member};
 pub use pending::{Completion, Pending, PendingKind};
@@ -95,6 +97,7 @@ impl Store {
         members::init(&txn)?;
         journal::init(&txn)?;
         pending::init(&txn)?;
+        held::init(&txn)?;
         txn.commit()?;
         Ok(())
     }

@@ -213,7 +213,7 @@ pub struct Harness {
 }
 
 pub const DEV_LIST: &str = "address = \"dev@example.org\"\ndisplay_name = \"Developers\"\nowners = [\"boss@owners.test\"]\n[posting]\npolicy = \"open\"\n[decoration]\nsubject_prefix = \"[dev]\"\nfooter = \"Developers list: {list_address}\"\n";
-pub const TEAM_LIST: &str = "address = \"team@example.org\"\nowners = [\"boss@owners.test\"]\n[posting]\npolicy = \"members\"\n";
+pub const TEAM_LIST: &str = "address = \"team@example.org\"\nowners = [\"boss@owners.test\"]\n[posting]\npolicy = \"members\"\nnon_member_action = \"reject\"\n";
 pub const BROKEN_LIST: &str =
     "address = \"broken@example.org\"\nowners = [\"boss@owners.test\"]\ncolour = \"red\"\n";
 
@@ -269,6 +269,7 @@ impl Harness {
             registry: rx,
             store: self.store(),
             pool: Pool::start(&self.config.reinject),
+            held_changed: tokio::sync::Notify::new(),
         })
     }
 }

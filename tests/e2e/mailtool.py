@@ -58,8 +58,7 @@ def cmd_send(args):
     body = f"Hello list, this is {args.subject}.\n"
     if args.size:
         line = "The quick brown fox jumps over the lazy dog, again and again and again.\n"
-        while len(body) < args.size:
-            body += line
+        body += line * (args.size // len(line) + 1)
         body = body[: args.size - 1] + "\n"
     msg.set_content(body, cte="7bit")
     t0 = time.time()

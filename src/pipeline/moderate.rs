@@ -1,0 +1,221 @@
+//! Moderation, inline: decide for one post whether it is distributed, held for a moderator,
+//! rejected at LMTP time or discarded, and why.
+//!
+//! Order: emergency; a Message-ID already distributed on this list; the per-address overrides
+//! (discard, reject, hold, accept); the posting policy; then the content rules (size,
+//! explicit recipients, header rules, administrivia, implicit destination, MIME filtering).
+//! The strongest action wins (discard > reject > hold > accept); every hold reason is kept for
+//! the moderators.
+
+use std::sync::Arc;
+
+use super::{blocking, Context, PostError};
+use crate::address::Address;
+use crate::config::moderation::{Action, AddressPattern};
+use crate::config::{ListConfig, PostingPolicy};
+use crate::store::members::FLAG_MODERATED;
+use crate::store::now_secs;
+
+/// The decision for one post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// What happens.
+    pub action: Action,
+    /// Why (for the poster, the moderators and the log); empty when accepted.
+    pub reasons: Vec<String>,
+    /// The post after content filtering, when parts were removed.
+    pub filtered: Option<Vec<u8>>,
+    /// The poster as identified (From, else the envelope sender).
+    pub poster: Option<Address>,
+}
+
+impl Verdict {
+    fn add(&mut self, action: Action, reason: impl Into<String>) {
+        if action > self.action {
+            self.action = action;
+        }
+        if action != Action::Accept {
+            self.reasons.push(reason.into());
+        }
+    }
+
+    /// The reasons of the deciding action, as one sentence.
+    pub fn reason(&self) -> String {
+        if self.reasons.is_empty() {
+            "no reason given".into()
+        } else {
+            self.reasons.join("; ")
+        }
+    }
+}
+
+fn any_match(patterns: &[AddressPattern], who: &[Address]) -> bool {
+    who.iter().any(|a| {
+        let k = a.key();
+        patterns.iter().any(|p| p.matches(&k))
+    })
+}
+
+/// Decide for `raw` (CRLF-normalised) sent by `sender` (envelope) to `list`.
+pub async fn moderate(
+    ctx: &Context,
+    list: &Arc<ListConfig>,
+    sender: &str,
+    raw: &[u8],
+) -> Result<Verdict, PostError> {
+    let from = super::classify::from_address(raw);
+    let mut who: Vec<Address> = Vec::with_capacity(2);
+    if let Some(a) = &from {
+        who.push(a.clone());
+    }
+    if let Ok(a) = Address::parse(sender) {
+        if !who.contains(&a) {
+            who.push(a);
+        }
+    }
+    let mut v = Verdict {
+        action: Action::Accept,
+        reasons: Vec::new(),
+        filtered: None,
+        poster: who.first().cloned(),
+    };
+    let p = &list.posting;
+
+    if p.emergency {
+        v.add(
+            Action::Hold,
+            "the list is in emergency moderation: every post is held",
+        );
+    }
+    let c = &list.content;
+    if c.duplicate_days > 0 {
+        let id = super::classify::message_id(raw);
+        if !id.is_empty() {
+            let since = now_secs().saturating_sub(u64::from(c.duplicate_days) * 86_400);
+            let (store, key) = (ctx.store.clone(), list.key());
+            if blocking(move || store.seen_since(&key, &id, since)).await? {
+                v.add(
+                    Action::Discard,
+                    format!(
+                        "a message with the same Message-ID went to the list in the last {} days",
+                        c.duplicate_days
+                    ),
+                );
+                return Ok(v);
+            }
+        }
+    }
+
+    if any_match(&p.discard_from, &who) {
+        v.add(Action::Discard, "the sender is on the list's discard list");
+    } else if any_match(&p.reject_from, &who) {
+        v.add(
+            Action::Reject,
+            "the sender is not allowed to post to this list",
+        );
+    } else if any_match(&p.hold_from, &who) {
+        v.add(
+            Action::Hold,
+            "posts from this sender are held for a moderator",
+        );
+    } else if !any_match(&p.accept_from, &who) {
+        policy(ctx, list, &who, &mut v).await?;
+    }
+    if matches!(v.action, Action::Discard | Action::Reject) {
+        return Ok(v);
+    }
+    content_rules(list, raw, &mut v);
+    Ok(v)
+}
+
+async fn policy(
+    ctx: &Context,
+    list: &Arc<ListConfig>,
+    who: &[Address],
+    v: &mut Verdict,
+) -> Result<(), PostError> {
+    let p = &list.posting;
+    let outsider = |v: &mut Verdict, why: &str| {
+        let action = p.non_member_action;
+        v.add(action, why.to_string());
+    };
+    match p.policy {
+        PostingPolicy::Open => {}
+        PostingPolicy::Moderated => v.add(
+            Action::Hold,
+            "every post to this list is reviewed by a moderator",
+        ),
+        PostingPolicy::Announce => {
+            if !any_match(&p.allowed_posters, who) {
+                outsider(
+                    v,
+                    "only designated posters may post to this announcement list",
+                );
+            }
+        }
+        PostingPolicy::Members => {
+            if who.is_empty() {
+                outsider(v, "the post has no usable sender address");
+                return Ok(());
+            }
+            let (store, key, who2) = (ctx.store.clone(), list.key(), who.to_vec());
+            let member = blocking(move || {
+                for a in &who2 {
+                    if let Some(m) = store.member_get(&key, &a.to_string())? {
+                        return Ok(Some(m));
+                    }
+                }
+                Ok(None)
+            })
+            .await?;
+            match member {
+                Some(m) if m.flags & FLAG_MODERATED != 0 => v.add(
+                    Action::Hold,
+                    "posts from this member are reviewed by a moderator",
+                ),
+                Some(_) => {}
+                None => outsider(v, "the sender is not a member of the list"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The content rules of the list, in file order after the size and recipient limits.
+fn content_rules(list: &ListConfig, raw: &[u8], v: &mut Verdict) {
+    let c = &list.content;
+    if let Some((limit, action)) = c.max_size {
+        if raw.len() > limit {
+            v.add(
+                action,
+                format!(
+                    "the message is {} bytes, more than the list's limit of {limit}",
+                    raw.len()
+                ),
+            );
+        }
+    }
+    for rule in &c.rules {
+        if header_matches(raw, &rule.header, &rule.pattern) {
+            v.add(rule.action, rule.reason.clone());
+        }
+    }
+}
+
+/// Does any `header` field of the top-level header block, decoded, match `pattern`?
+fn header_matches(raw: &[u8], header: &str, pattern: &regex::Regex) -> bool {
+    let Some(msg) = mail_parser::MessageParser::new().parse_headers(raw) else {
+        return false;
+    };
+    msg.headers()
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case(header))
+        .any(|h| {
+            let value = match h.value() {
+                mail_parser::HeaderValue::Text(t) => t.to_string(),
+                mail_parser::HeaderValue::TextList(l) => l.join(", "),
+                _ => msg.header_raw(header).unwrap_or("").trim().to_string(),
+            };
+            pattern.is_match(&value)
+        })
+}

@@ -1,0 +1,535 @@
+//! Held posts (the moderation queue) and the Message-IDs a list has distributed (duplicate
+//! detection).
+//!
+//! A held post is stored whole with its reasons, sender, time and a random token before the
+//! LMTP 250. A decision moves it through `Held -> Approved -> Done` or to `Rejected` /
+//! `Discarded` in single transactions, so an approval counts once however often it is sent:
+//! an `Approved` post whose fan-out did not finish is resumed by the next approval (the fan-out
+//! journal skips what was sent), a `Done` one is "already approved". Decided rows stay, without
+//! the message, until they expire, so late answers get a sentence instead of "unknown".
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+use super::members::{FLAG_MODERATED, MEMBERS};
+use super::{Store, StoreError};
+
+/// token -> (list, sender, received, expires, reasons, subject, message id, state)
+const HELD: TableDefinition<&str, (&str, &str, u64, u64, &str, &str, &str, u8)> =
+    TableDefinition::new("held");
+/// token -> the post as held (CRLF, after content filtering).
+const HELD_MSG: TableDefinition<&str, &[u8]> = TableDefinition::new("held_msg");
+/// post identity (journal key) -> token: a retried delivery finds its held post.
+const HELD_BY_KEY: TableDefinition<&[u8], &str> = TableDefinition::new("held_by_key");
+/// (expires, token) -> (): expiry order.
+const HELD_EXP: TableDefinition<(u64, &str), ()> = TableDefinition::new("held_exp");
+/// (list, message id) -> when distributed.
+const SEEN: TableDefinition<(&str, &str), u64> = TableDefinition::new("seen");
+/// (when, list, message id) -> (): sweep order.
+const SEEN_AGE: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("seen_age");
+
+/// Seen Message-IDs are kept at most this long (the largest `duplicate_days`).
+const SEEN_MAX_SECS: u64 = 365 * 86_400;
+
+pub(super) fn init(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(HELD)?;
+    txn.open_table(HELD_MSG)?;
+    txn.open_table(HELD_BY_KEY)?;
+    txn.open_table(HELD_EXP)?;
+    txn.open_table(SEEN)?;
+    txn.open_table(SEEN_AGE)?;
+    Ok(())
+}
+
+/// Where a held post stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldState {
+    /// Waiting for a moderator.
+    Held,
+    /// Approved; its fan-out has not finished yet.
+    Approved,
+    /// Approved and distributed.
+    Done,
+    /// Rejected (the poster was told).
+    Rejected,
+    /// Discarded silently.
+    Discarded,
+}
+
+impl HeldState {
+    fn code(self) -> u8 {
+        match self {
+            HeldState::Held => 0,
+            HeldState::Approved => 1,
+            HeldState::Done => 2,
+            HeldState::Rejected => 3,
+            HeldState::Discarded => 4,
+        }
+    }
+
+    fn from_code(c: u8) -> HeldState {
+        match c {
+            1 => HeldState::Approved,
+            2 => HeldState::Done,
+            3 => HeldState::Rejected,
+            4 => HeldState::Discarded,
+            _ => HeldState::Held,
+        }
+    }
+
+    /// Word for the CLI and replies.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeldState::Held => "held",
+            HeldState::Approved => "approved",
+            HeldState::Done => "distributed",
+            HeldState::Rejected => "rejected",
+            HeldState::Discarded => "discarded",
+        }
+    }
+}
+
+/// A held post's record (without the message bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The secret that moderators use.
+    pub token: String,
+    /// The list key.
+    pub list: String,
+    /// The poster's address.
+    pub sender: String,
+    /// Seconds since the epoch.
+    pub received: u64,
+    /// Seconds since the epoch.
+    pub expires: u64,
+    /// Why it was held.
+    pub reasons: Vec<String>,
+    /// Its subject (decoded, one line).
+    pub subject: String,
+    /// Its Message-ID.
+    pub message_id: String,
+    /// Where it stands.
+    pub state: HeldState,
+}
+
+/// A moderator's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Distribute.
+    Approve,
+    /// Refuse, telling the poster.
+    Reject,
+    /// Drop silently.
+    Discard,
+}
+
+/// The result of a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decided {
+    /// Done now; for an approval the post must now be distributed.
+    Now(Held),
+    /// An approval whose distribution did not finish: distribute (again; the journal skips
+    /// what went out).
+    Resume(Held),
+    /// Decided before.
+    Already(Held),
+    /// No such held post on this list.
+    Unknown,
+}
+
+fn read(
+    t: &impl ReadableTable<
+        &'static str,
+        (
+            &'static str,
+            &'static str,
+            u64,
+            u64,
+            &'static str,
+            &'static str,
+            &'static str,
+            u8,
+        ),
+    >,
+    token: &str,
+) -> Result<Option<Held>, StoreError> {
+    let Some(v) = t.get(token)? else {
+        return Ok(None);
+    };
+    let (list, sender, received, expires, reasons, subject, message_id, state) = v.value();
+    Ok(Some(Held {
+        token: token.to_string(),
+        list: list.to_string(),
+        sender: sender.to_string(),
+        received,
+        expires,
+        reasons: reasons
+            .split('\n')
+            .filter(|r| !r.is_empty())
+            .map(str::to_string)
+            .collect(),
+        subject: subject.to_string(),
+        message_id: message_id.to_string(),
+        state: HeldState::from_code(state),
+    }))
+}
+
+fn write(txn: &WriteTransaction, h: &Held) -> Result<(), StoreError> {
+    let mut t = txn.open_table(HELD)?;
+    let reasons = h.reasons.join("\n");
+    t.insert(
+        h.token.as_str(),
+        (
+            h.list.as_str(),
+            h.sender.as_str(),
+            h.received,
+            h.expires,
+            reasons.as_str(),
+            h.subject.as_str(),
+            h.message_id.as_str(),
+            h.state.code(),
+        ),
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// The held post already stored for this post identity, if any (a retried delivery).
+    pub fn held_by_key(&self, key: &[u8]) -> Result<Option<Held>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let by = txn.open_table(HELD_BY_KEY)?;
+        let Some(token) = by.get(key)? else {
+            return Ok(None);
+        };
+        let token = token.value().to_string();
+        let t = txn.open_table(HELD)?;
+        read(&t, &token)
+    }
+
+    /// Durably store a held post.
+    pub fn held_put(&self, h: &Held, key: &[u8], message: &[u8]) -> Result<(), StoreError> {
+        let txn = self.write()?;
+        write(&txn, h)?;
+        txn.open_table(HELD_MSG)?
+            .insert(h.token.as_str(), message)?;
+        txn.open_table(HELD_BY_KEY)?.insert(key, h.token.as_str())?;
+        txn.open_table(HELD_EXP)?
+            .insert((h.expires, h.token.as_str()), ())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A held post's record.
+    pub fn held_get(&self, token: &str) -> Result<Option<Held>, StoreError> {
+        let txn = self.db.begin_read()?;
+        read(&txn.open_table(HELD)?, token)
+    }
+
+    /// A held post's message bytes (gone once it is decided and distributed).
+    pub fn held_message(&self, token: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(HELD_MSG)?;
+        Ok(t.get(token)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Posts of `list` waiting for a decision (or approved and not yet distributed), oldest first.
+    pub fn held_list(&self, list: &str) -> Result<Vec<Held>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(HELD)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, _) = row?;
+            if let Some(h) = read(&t, k.value())? {
+                if h.list == list && matches!(h.state, HeldState::Held | HeldState::Approved) {
+                    out.push(h);
+                }
+            }
+        }
+        out.sort_by_key(|h| h.received);
+        Ok(out)
+    }
+
+    /// Apply a moderator's decision in one transaction.
+    pub fn held_decide(
+        &self,
+        token: &str,
+        list: &str,
+        decision: Decision,
+    ) -> Result<Decided, StoreError> {
+        let txn = self.write()?;
+        let result = {
+            let Some(mut h) = read(&txn.open_table(HELD)?, token)? else {
+                return Ok(Decided::Unknown);
+            };
+            if h.list != list {
+                return Ok(Decided::Unknown);
+            }
+            match (h.state, decision) {
+                (HeldState::Held, d) => {
+                    h.state = match d {
+                        Decision::Approve => HeldState::Approved,
+                        Decision::Reject => HeldState::Rejected,
+                        Decision::Discard => HeldState::Discarded,
+                    };
+                    write(&txn, &h)?;
+                    if d != Decision::Approve {
+                        txn.open_table(HELD_MSG)?.remove(token)?;
+                    }
+                    Decided::Now(h)
+                }
+                (HeldState::Approved, Decision::Approve) => Decided::Resume(h),
+                _ => Decided::Already(h),
+            }
+        };
+        txn.commit()?;
+        Ok(result)
+    }
+
+    /// An approved post went out: drop its message, remember its Message-ID.
+    pub fn held_done(&self, token: &str, now: u64) -> Result<(), StoreError> {
+        let txn = self.write()?;
+        {
+            let Some(mut h) = read(&txn.open_table(HELD)?, token)? else {
+                return Ok(());
+            };
+            h.state = HeldState::Done;
+            write(&txn, &h)?;
+            txn.open_table(HELD_MSG)?.remove(token)?;
+            if !h.message_id.is_empty() {
+                seen_insert(&txn, &h.list, &h.message_id, now)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Remove up to `max` posts whose time is up and return those still waiting (their posters
+    /// may be told). Decided rows are dropped silently.
+    pub fn held_expire(&self, now: u64, max: usize) -> Result<Vec<Held>, StoreError> {
+        let txn = self.write()?;
+        let mut out = Vec::new();
+        {
+            let mut exp = txn.open_table(HELD_EXP)?;
+            let due: Vec<(u64, String)> = exp
+                .range((0u64, "")..(now.saturating_add(1), ""))?
+                .take(max)
+                .filter_map(|r| r.ok())
+                .map(|(k, _)| {
+                    let (e, t) = k.value();
+                    (e, t.to_string())
+                })
+                .collect();
+            let mut t = txn.open_table(HELD)?;
+            let mut msgs = txn.open_table(HELD_MSG)?;
+            for (e, token) in due {
+                exp.remove((e, token.as_str()))?;
+                if let Some(h) = read(&t, &token)? {
+                    if h.state == HeldState::Held {
+                        out.push(h);
+                    }
+                }
+                t.remove(token.as_str())?;
+                msgs.remove(token.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(out)
+    }
+
+    /// When the next held post expires (None: nothing held).
+    pub fn held_next_expiry(&self) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let exp = txn.open_table(HELD_EXP)?;
+        let first = exp.iter()?.next();
+        Ok(match first {
+            Some(row) => Some(row?.0.value().0),
+            None => None,
+        })
+    }
+
+    /// Was `message_id` distributed on `list` at or after `since`?
+    pub fn seen_since(&self, list: &str, message_id: &str, since: u64) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(SEEN)?;
+        Ok(t.get((list, message_id))?
+            .is_some_and(|v| v.value() >= since))
+    }
+
+    /// Remember that `message_id` was distributed on `list` (sweeping very old entries).
+    pub fn seen_record(&self, list: &str, message_id: &str, now: u64) -> Result<(), StoreError> {
+        if message_id.is_empty() {
+            return Ok(());
+        }
+        let txn = self.write()?;
+        seen_insert(&txn, list, message_id, now)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Set or clear a member's `moderated` flag; false when not a member.
+    pub fn member_set_moderated(
+        &self,
+        list: &str,
+        address: &str,
+        on: bool,
+    ) -> Result<bool, StoreError> {
+        let key = address.to_lowercase();
+        let txn = self.write()?;
+        let found = {
+            let mut m = txn.open_table(MEMBERS)?;
+            let current = m.get((list, key.as_str()))?.map(|v| {
+                let (flags, a) = v.value();
+                (flags, a.to_string())
+            });
+            match current {
+                Some((flags, a)) => {
+                    let flags = if on {
+                        flags | FLAG_MODERATED
+                    } else {
+                        flags & !FLAG_MODERATED
+                    };
+                    m.insert((list, key.as_str()), (flags, a.as_str()))?;
+                    true
+                }
+                None => false,
+            }
+        };
+        txn.commit()?;
+        Ok(found)
+    }
+}
+
+fn seen_insert(
+    txn: &WriteTransaction,
+    list: &str,
+    message_id: &str,
+    now: u64,
+) -> Result<(), StoreError> {
+    let mut seen = txn.open_table(SEEN)?;
+    let mut age = txn.open_table(SEEN_AGE)?;
+    if let Some(old) = seen.insert((list, message_id), now)? {
+        let old = old.value();
+        age.remove((old, list, message_id))?;
+    }
+    age.insert((now, list, message_id), ())?;
+    let cutoff = now.saturating_sub(SEEN_MAX_SECS);
+    let old: Vec<(u64, String, String)> = age
+        .range((0u64, "", "")..(cutoff, "", ""))?
+        .take(16)
+        .filter_map(|r| r.ok())
+        .map(|(k, _)| {
+            let (t, l, m) = k.value();
+            (t, l.to_string(), m.to_string())
+        })
+        .collect();
+    for (t, l, m) in old {
+        age.remove((t, l.as_str(), m.as_str()))?;
+        seen.remove((l.as_str(), m.as_str()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::Address;
+
+    fn held(token: &str, expires: u64) -> Held {
+        Held {
+            token: token.into(),
+            list: "dev@x.org".into(),
+            sender: "p@x.org".into(),
+            received: 10,
+            expires,
+            reasons: vec!["not a member".into(), "too big".into()],
+            subject: "hello".into(),
+            message_id: "m1@x".into(),
+            state: HeldState::Held,
+        }
+    }
+
+    #[test]
+    fn an_approval_counts_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path(), 1 << 20).expect("open");
+        s.held_put(
+            &held("t1", 1000),
+            b"key1",
+            b"Subject: hello\r\n\r\nbody\r\n",
+        )
+        .expect("put");
+        assert_eq!(
+            s.held_by_key(b"key1").expect("get").map(|h| h.token),
+            Some("t1".into())
+        );
+        assert_eq!(s.held_list("dev@x.org").expect("list").len(), 1);
+        assert_eq!(
+            s.held_decide("t1", "ops@x.org", Decision::Approve)
+                .expect("decide"),
+            Decided::Unknown
+        );
+        assert!(matches!(
+            s.held_decide("t1", "dev@x.org", Decision::Approve)
+                .expect("decide"),
+            Decided::Now(_)
+        ));
+        assert!(matches!(
+            s.held_decide("t1", "dev@x.org", Decision::Approve)
+                .expect("decide"),
+            Decided::Resume(_)
+        ));
+        assert!(matches!(
+            s.held_decide("t1", "dev@x.org", Decision::Reject)
+                .expect("decide"),
+            Decided::Already(_)
+        ));
+        assert!(s.held_message("t1").expect("msg").is_some());
+        s.held_done("t1", 500).expect("done");
+        assert!(matches!(
+            s.held_decide("t1", "dev@x.org", Decision::Approve)
+                .expect("decide"),
+            Decided::Already(_)
+        ));
+        assert!(s.held_message("t1").expect("msg").is_none());
+        assert!(s.seen_since("dev@x.org", "m1@x", 400).expect("seen"));
+        assert!(!s.seen_since("dev@x.org", "m1@x", 600).expect("seen"));
+    }
+
+    #[test]
+    fn expiry_returns_only_waiting_posts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path(), 1 << 20).expect("open");
+        s.held_put(&held("a", 100), b"ka", b"x").expect("put");
+        s.held_put(&held("b", 200), b"kb", b"x").expect("put");
+        s.held_put(&held("c", 300), b"kc", b"x").expect("put");
+        s.held_decide("b", "dev@x.org", Decision::Discard)
+            .expect("decide");
+        assert_eq!(s.held_next_expiry().expect("next"), Some(100));
+        let gone = s.held_expire(250, 10).expect("expire");
+        assert_eq!(
+            gone.iter().map(|h| h.token.as_str()).collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert_eq!(s.held_next_expiry().expect("next"), Some(300));
+        assert!(s.held_get("b").expect("get").is_none());
+    }
+
+    #[test]
+    fn moderated_flag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path(), 1 << 20).expect("open");
+        let a = Address::parse("M@x.org").expect("addr");
+        s.add_members("dev@x.org", &[a]).expect("add");
+        assert!(s
+            .member_set_moderated("dev@x.org", "m@x.org", true)
+            .expect("set"));
+        assert_eq!(
+            s.member_get("dev@x.org", "m@x.org")
+                .expect("get")
+                .map(|m| m.flags & FLAG_MODERATED),
+            Some(FLAG_MODERATED)
+        );
+        assert!(!s
+            .member_set_moderated("dev@x.org", "nobody@x.org", true)
+            .expect("set"));
+    }
+}
