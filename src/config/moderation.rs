@@ -268,8 +268,7 @@ fn patterns(v: &[Spanned<String>], key: &str, out: &mut Vec<AddressPattern>, p: 
 
 fn first_line(s: &str) -> String {
     s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or(s)
         .trim()
         .to_string()

@@ -13,9 +13,20 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use super::members::{FLAG_MODERATED, MEMBERS};
 use super::{Store, StoreError};
 
-/// token -> (list, sender, received, expires, reasons, subject, message id, state)
-const HELD: TableDefinition<&str, (&str, &str, u64, u64, &str, &str, &str, u8)> =
-    TableDefinition::new("held");
+/// (list, sender, received, expires, reasons, subject, message id, state)
+type HeldRow = (
+    &'static str,
+    &'static str,
+    u64,
+    u64,
+    &'static str,
+    &'static str,
+    &'static str,
+    u8,
+);
+
+/// token -> [`HeldRow`]
+const HELD: TableDefinition<&str, HeldRow> = TableDefinition::new("held");
 /// token -> the post as held (CRLF, after content filtering).
 const HELD_MSG: TableDefinition<&str, &[u8]> = TableDefinition::new("held_msg");
 /// post identity (journal key) -> token: a retried delivery finds its held post.
