@@ -304,6 +304,7 @@ description = "Members-only list"
 owners = ["owner@members.test"]
 [posting]
 policy = "members"
+non_member_action = "reject"
 [decoration]
 subject_prefix = "[closed]"
 footer = "Closed list\nPost to {list_address}."
