@@ -3,103 +3,15 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::{converse, Harness, Sink};
-use listkeeper::pipeline::Context;
+use common::{header, token_of, World};
 use listkeeper::store::{Pending, PendingKind};
 
 const MOD_LIST: &str = "address = \"mod@example.org\"\ndisplay_name = \"Moderated\"\nowners = [\"boss@owners.test\"]\n[subscription]\npolicy = \"moderate\"\n";
 const CLOSED_LIST: &str = "address = \"closed@example.org\"\nowners = [\"boss@owners.test\"]\n[subscription]\npolicy = \"closed\"\n";
 
-struct World {
-    sink: Sink,
-    _h: Harness,
-    ctx: Arc<Context>,
-}
-
-async fn world(extra: &str) -> World {
-    let sink = Sink::start().await;
-    let h = Harness::new(&sink.addr, extra);
-    std::fs::write(h.path().join("lists.d/mod.toml"), MOD_LIST).expect("write");
-    std::fs::write(h.path().join("lists.d/closed.toml"), CLOSED_LIST).expect("write");
-    let ctx = h.context();
-    World { sink, _h: h, ctx }
-}
-
-impl World {
-    /// Deliver one mail over LMTP; returns the reply to the DATA (the recipient's outcome).
-    async fn mail(&self, envelope_from: &str, rcpt: &str, headers: &str, body: &str) -> String {
-        let session = format!(
-            "LHLO mta.test\r\nMAIL FROM:<{envelope_from}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n{headers}\r\n\r\n{body}\r\n.\r\nQUIT\r\n"
-        );
-        let t = converse(self.ctx.clone(), session.as_bytes()).await;
-        let lines: Vec<&str> = t.lines().collect();
-        let start = lines
-            .iter()
-            .position(|l| l.starts_with("354"))
-            .map_or(0, |p| p + 1);
-        lines
-            .get(start)
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| format!("no outcome in: {t}"))
-    }
-
-    /// The mails the sink received for `to`, as text.
-    fn mails_to(&self, to: &str) -> Vec<String> {
-        self.sink
-            .transactions()
-            .into_iter()
-            .filter(|t| t.rcpts.iter().any(|r| r == to))
-            .map(|t| String::from_utf8_lossy(&t.data).into_owned())
-            .collect()
-    }
-
-    fn last_to(&self, to: &str) -> String {
-        self.mails_to(to)
-            .pop()
-            .unwrap_or_else(|| panic!("no mail to {to}; sink: {:?}", self.sink.copies()))
-    }
-
-    fn is_member(&self, list: &str, addr: &str) -> bool {
-        self.ctx
-            .store
-            .member_get(list, addr)
-            .expect("store")
-            .is_some()
-    }
-}
-
-/// The token from a confirmation mail's Reply-To `NAME-confirm+TOKEN@DOMAIN`.
-fn token_of(mail: &str) -> String {
-    let line = mail
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("reply-to:"))
-        .unwrap_or_else(|| panic!("no Reply-To in:\n{mail}"));
-    let start = line.find("-confirm+").expect("confirm address") + "-confirm+".len();
-    let rest = &line[start..];
-    rest[..rest.find('@').expect("@")].to_string()
-}
-
-/// A header field, unfolded.
-fn header(mail: &str, name: &str) -> Option<String> {
-    let head = mail
-        .split("\r\n\r\n")
-        .next()
-        .unwrap_or("")
-        .replace("\r\n ", " ")
-        .replace("\r\n\t", " ");
-    head.lines()
-        .find(|l| {
-            l.to_ascii_lowercase()
-                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
-        })
-        .map(str::to_string)
-}
-
 #[tokio::test]
 async fn join_confirm_by_reply_and_welcome() {
-    let w = world("").await;
+    let w = World::new("", &[("mod", MOD_LIST), ("closed", CLOSED_LIST)]).await;
     let out = w
         .mail(
             "new@people.test",
@@ -154,7 +66,7 @@ async fn join_confirm_by_reply_and_welcome() {
 
 #[tokio::test]
 async fn confirm_command_in_a_body_to_request() {
-    let w = world("").await;
+    let w = World::new("", &[("mod", MOD_LIST), ("closed", CLOSED_LIST)]).await;
     w.mail(
         "x@people.test",
         "dev-request@example.org",
@@ -179,7 +91,7 @@ async fn confirm_command_in_a_body_to_request() {
 
 #[tokio::test]
 async fn leave_needs_confirmation_too() {
-    let w = world("").await;
+    let w = World::new("", &[("mod", MOD_LIST), ("closed", CLOSED_LIST)]).await;
     let out = w
         .mail(
             "a@members.test",
@@ -214,7 +126,7 @@ async fn leave_needs_confirmation_too() {
 
 #[tokio::test]
 async fn expired_tokens_are_refused() {
-    let w = world("").await;
+    let w = World::new("", &[("mod", MOD_LIST), ("closed", CLOSED_LIST)]).await;
     let p = Pending {
         token: "0123456789abcdef0123456789abcdef01234567".into(),
         kind: PendingKind::Join,
@@ -242,7 +154,7 @@ async fn expired_tokens_are_refused() {
 
 #[tokio::test]
 async fn a_forged_join_never_subscribes_the_victim_and_is_capped() {
-    let w = world("[requests]\nper_address_per_hour = 2\n").await;
+    let w = World::new("[requests]\nper_address_per_hour = 2\n", &[]).await;
     for _ in 0..5 {
         let out = w
             .mail(
@@ -264,7 +176,7 @@ async fn a_forged_join_never_subscribes_the_victim_and_is_capped() {
 
 #[tokio::test]
 async fn owner_approval_on_a_moderated_list() {
-    let w = world("").await;
+    let w = World::new("", &[("mod", MOD_LIST), ("closed", CLOSED_LIST)]).await;
     w.mail(
         "p@people.test",
         "mod-join@example.org",
@@ -321,7 +233,7 @@ async fn owner_approval_on_a_moderated_list() {
 
 #[tokio::test]
 async fn owner_rejection_tells_the_subscriber() {
-    let w = world("").await;
+    let w = World::new("", &[("mod", MOD_LIST), ("closed", CLOSED_LIST)]).await;
     w.mail(
         "q@people.test",
         "mod-join@example.org",
@@ -355,7 +267,7 @@ async fn owner_rejection_tells_the_subscriber() {
 
 #[tokio::test]
 async fn closed_lists_point_at_the_owner() {
-    let w = world("").await;
+    let w = World::new("", &[("mod", MOD_LIST), ("closed", CLOSED_LIST)]).await;
     w.mail(
         "c@people.test",
         "closed-request@example.org",
@@ -370,7 +282,7 @@ async fn closed_lists_point_at_the_owner() {
 
 #[tokio::test]
 async fn automatic_mail_and_loops_are_never_answered() {
-    let w = world("").await;
+    let w = World::new("", &[("mod", MOD_LIST), ("closed", CLOSED_LIST)]).await;
     for headers in [
         "From: v@people.test\r\nAuto-Submitted: auto-replied\r\nSubject: Out of office",
         "From: v@people.test\r\nPrecedence: bulk\r\nSubject: join",
@@ -395,7 +307,7 @@ async fn automatic_mail_and_loops_are_never_answered() {
 
 #[tokio::test]
 async fn fifty_commands_get_one_reply_with_a_limit() {
-    let w = world("").await;
+    let w = World::new("", &[("mod", MOD_LIST), ("closed", CLOSED_LIST)]).await;
     let body: String = (0..50).map(|_| "info\r\n").collect();
     w.mail(
         "m@people.test",
@@ -415,7 +327,7 @@ async fn fifty_commands_get_one_reply_with_a_limit() {
 
 #[tokio::test]
 async fn unknown_and_non_ascii_commands_get_a_clear_sentence() {
-    let w = world("").await;
+    let w = World::new("", &[("mod", MOD_LIST), ("closed", CLOSED_LIST)]).await;
     let headers = "From: u@people.test\r\nSubject: =?UTF-8?B?w7xiZXI=?=\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit";
     w.mail(
         "u@people.test",
@@ -433,7 +345,7 @@ async fn unknown_and_non_ascii_commands_get_a_clear_sentence() {
 
 #[tokio::test]
 async fn set_nomail_stops_delivery_after_confirmation() {
-    let w = world("").await;
+    let w = World::new("", &[("mod", MOD_LIST), ("closed", CLOSED_LIST)]).await;
     w.mail(
         "b@members.test",
         "dev-request@example.org",

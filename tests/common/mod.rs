@@ -300,3 +300,94 @@ pub fn post(from: &str, to: &str, subject: &str) -> String {
         "MAIL FROM:<{from}>\r\nRCPT TO:<{to}>\r\nDATA\r\nFrom: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nMessage-ID: <{subject}@test>\r\n\r\nHello list.\r\n.\r\n"
     )
 }
+
+/// A harness with a context and a sink, and helpers to send mail and read what went out.
+pub struct World {
+    pub sink: Sink,
+    pub h: Harness,
+    pub ctx: Arc<Context>,
+}
+
+impl World {
+    /// The standard lists plus `extra_lists` (file stem, content); `extra` is appended to the
+    /// global config.
+    pub async fn new(extra: &str, extra_lists: &[(&str, &str)]) -> World {
+        let sink = Sink::start().await;
+        let h = Harness::new(&sink.addr, extra);
+        for (name, text) in extra_lists {
+            std::fs::write(h.path().join(format!("lists.d/{name}.toml")), text).expect("write");
+        }
+        let ctx = h.context();
+        World { sink, h, ctx }
+    }
+
+    /// Deliver one mail over LMTP; returns the reply to the DATA (the recipient's outcome).
+    pub async fn mail(&self, envelope_from: &str, rcpt: &str, headers: &str, body: &str) -> String {
+        let session = format!(
+            "LHLO mta.test\r\nMAIL FROM:<{envelope_from}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n{headers}\r\n\r\n{body}\r\n.\r\nQUIT\r\n"
+        );
+        let t = converse(self.ctx.clone(), session.as_bytes()).await;
+        let lines: Vec<&str> = t.lines().collect();
+        let start = lines
+            .iter()
+            .position(|l| l.starts_with("354"))
+            .map_or(0, |p| p + 1);
+        lines
+            .get(start)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| format!("no outcome in: {t}"))
+    }
+
+    /// The mails the sink received for `to`, as text.
+    pub fn mails_to(&self, to: &str) -> Vec<String> {
+        self.sink
+            .transactions()
+            .into_iter()
+            .filter(|t| t.rcpts.iter().any(|r| r == to))
+            .map(|t| String::from_utf8_lossy(&t.data).into_owned())
+            .collect()
+    }
+
+    /// The last mail to `to` (panics when there is none).
+    pub fn last_to(&self, to: &str) -> String {
+        self.mails_to(to)
+            .pop()
+            .unwrap_or_else(|| panic!("no mail to {to}; sink: {:?}", self.sink.copies()))
+    }
+
+    /// Is `addr` a member of `list`?
+    pub fn is_member(&self, list: &str, addr: &str) -> bool {
+        self.ctx
+            .store
+            .member_get(list, addr)
+            .expect("store")
+            .is_some()
+    }
+}
+
+/// The token from a generated mail's Reply-To `NAME-confirm+TOKEN@DOMAIN`.
+pub fn token_of(mail: &str) -> String {
+    let line = mail
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("reply-to:"))
+        .unwrap_or_else(|| panic!("no Reply-To in:\n{mail}"));
+    let start = line.find("-confirm+").expect("confirm address") + "-confirm+".len();
+    let rest = &line[start..];
+    rest[..rest.find('@').expect("@")].to_string()
+}
+
+/// A header field, unfolded.
+pub fn header(mail: &str, name: &str) -> Option<String> {
+    let head = mail
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ");
+    head.lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+        })
+        .map(str::to_string)
+}
