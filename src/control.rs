@@ -179,6 +179,96 @@ async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::R
                 Err(e) => format!("err {e}\n"),
             }
         }
+        "held" => {
+            let s = store.clone();
+            let rows = tokio::task::spawn_blocking(move || s.held_list(&key))
+                .await
+                .map_err(std::io::Error::other)?;
+            match rows {
+                Ok(rows) => {
+                    let mut out = String::new();
+                    for h in rows {
+                        let line = format!(
+                            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                            h.token,
+                            h.state.name(),
+                            h.received,
+                            h.expires,
+                            h.sender,
+                            h.subject,
+                            h.reasons.join("; ")
+                        );
+                        out.push_str(&line.replace('\n', " "));
+                        out.push('\n');
+                    }
+                    out.push_str(".\n");
+                    out
+                }
+                Err(e) => format!("err {e}\n"),
+            }
+        }
+        "held-show" => {
+            let (s, t) = (store.clone(), args.trim().to_string());
+            let found =
+                tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, StoreError> {
+                    match s.held_get(&t)? {
+                        Some(h) if h.list == key => s.held_message(&t),
+                        _ => Ok(None),
+                    }
+                })
+                .await
+                .map_err(std::io::Error::other)?;
+            match found {
+                Ok(Some(m)) => {
+                    w.write_all(format!("bytes {}\n", m.len()).as_bytes())
+                        .await?;
+                    return w.write_all(&m).await;
+                }
+                Ok(None) => {
+                    "err no held post with this token on this list, or it was decided\n".to_string()
+                }
+                Err(e) => format!("err {e}\n"),
+            }
+        }
+        "held-decide" => {
+            let mut parts = args.splitn(3, ' ');
+            let (token, what, reason) = (
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+                parts.next().unwrap_or(""),
+            );
+            let decision = match what {
+                "approve" => Some(crate::store::Decision::Approve),
+                "reject" => Some(crate::store::Decision::Reject),
+                "discard" => Some(crate::store::Decision::Discard),
+                _ => None,
+            };
+            match decision {
+                None => format!("err unknown decision {what:?}\n"),
+                Some(d) => {
+                    match crate::pipeline::hold::decide(&ctx, &list, token, d, reason, "operator")
+                        .await
+                    {
+                        Ok(Some(sentence)) => format!("ok {}\n", sentence.replace('\n', " ")),
+                        Ok(None) => "err no held post with this token on this list\n".to_string(),
+                        Err(e) => format!("err {e}\n"),
+                    }
+                }
+            }
+        }
+        "set-moderated" => {
+            let (address, on) = args.split_once(' ').unwrap_or((args, ""));
+            let on = on.trim() == "on";
+            let (s, k, a) = (store.clone(), key.clone(), address.to_string());
+            match tokio::task::spawn_blocking(move || s.member_set_moderated(&k, &a, on))
+                .await
+                .map_err(std::io::Error::other)?
+            {
+                Ok(true) => "ok 1 0\n".to_string(),
+                Ok(false) => format!("err {address} is not a member of {key}\n"),
+                Err(e) => format!("err {e}\n"),
+            }
+        }
         other => format!("err unknown control command {other:?}\n"),
     };
     w.write_all(reply.as_bytes()).await
@@ -308,6 +398,52 @@ impl ControlClient {
             Some(s) => Ok(s.to_string()),
             None => Err(reply.strip_prefix("err ").unwrap_or(reply).to_string()),
         }
+    }
+
+    /// Send one command line and read lines until `.` (or one `ok`/`err` line).
+    pub fn request(self, line: &str) -> Result<Vec<String>, String> {
+        let io = |e: std::io::Error| format!("control socket: {e}");
+        (&self.stream)
+            .write_all(format!("{}\n", line.replace(['\r', '\n'], " ")).as_bytes())
+            .map_err(io)?;
+        let mut out = Vec::new();
+        for l in BufReader::new(&self.stream).lines() {
+            let l = l.map_err(io)?;
+            if l == "." {
+                return Ok(out);
+            }
+            if let Some(e) = l.strip_prefix("err ") {
+                return Err(e.to_string());
+            }
+            if let Some(ok) = l.strip_prefix("ok ") {
+                out.push(ok.to_string());
+                return Ok(out);
+            }
+            out.push(l);
+        }
+        Err("the server closed the control connection early".into())
+    }
+
+    /// A held post's bytes (`held-show`).
+    pub fn held_message(self, list: &str, token: &str) -> Result<Vec<u8>, String> {
+        use std::io::Read;
+        let io = |e: std::io::Error| format!("control socket: {e}");
+        (&self.stream)
+            .write_all(format!("held-show {list} {token}\n").as_bytes())
+            .map_err(io)?;
+        let mut r = BufReader::new(&self.stream);
+        let mut first = String::new();
+        r.read_line(&mut first).map_err(io)?;
+        let first = first.trim_end();
+        let Some(n) = first
+            .strip_prefix("bytes ")
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            return Err(first.strip_prefix("err ").unwrap_or(first).to_string());
+        };
+        let mut buf = vec![0u8; n];
+        r.read_exact(&mut buf).map_err(io)?;
+        Ok(buf)
     }
 
     /// The number of members of `list`.

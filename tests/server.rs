@@ -260,3 +260,142 @@ async fn operator_approves_a_pending_subscription_over_the_control_socket() {
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }
+
+struct Booted {
+    _dir: tempfile::TempDir,
+    sink: Sink,
+    sock: std::path::PathBuf,
+    control: std::path::PathBuf,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), listkeeper::server::ServerError>>,
+}
+
+async fn boot(lists: &[(&str, &str)]) -> Booted {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lists_dir = dir.path().join("lists.d");
+    std::fs::create_dir_all(&lists_dir).expect("mkdir");
+    for (name, text) in lists {
+        std::fs::write(lists_dir.join(format!("{name}.toml")), text).expect("write");
+    }
+    let text = format!("[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\ndata_dir = \"data\"\n[reinject]\ntarget = \"{}\"\n", sink.addr);
+    let path = dir.path().join("listkeeper.toml");
+    std::fs::write(&path, &text).expect("write");
+    let config = listkeeper::config::Config::parse(&path, &text).expect("config");
+    let control = config.server.control_socket.clone();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (_reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let server = tokio::spawn(listkeeper::server::run(
+        config,
+        async move {
+            let _ = stop_rx.await;
+            drop(_reload_tx);
+        },
+        reload_rx,
+    ));
+    let sock = dir.path().join("lmtp.sock");
+    for _ in 0..200 {
+        if control.exists() && sock.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Booted {
+        _dir: dir,
+        sink,
+        sock,
+        control,
+        stop,
+        server,
+    }
+}
+
+/// Run a blocking control-socket call.
+async fn control<T: Send + 'static>(
+    path: &std::path::Path,
+    f: impl FnOnce(listkeeper::control::ControlClient) -> T + Send + 'static,
+) -> T {
+    let p = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        f(listkeeper::control::ControlClient::connect(&p).expect("control socket"))
+    })
+    .await
+    .expect("join")
+}
+
+/// `listkeeper held list|show|approve` and `members set --moderated` against a live server.
+#[tokio::test]
+async fn operator_moderates_over_the_control_socket() {
+    let b = boot(&[("club", "address = \"club@example.org\"\nowners = [\"boss@owners.test\"]\n[posting]\npolicy = \"members\"\n")]).await;
+    let out = control(&b.control, |c| {
+        c.change(
+            "add",
+            "club@example.org",
+            &common::addrs(&["one@members.test"]),
+        )
+    })
+    .await;
+    assert_eq!(out.map(|o| o.changed), Ok(1));
+    let out = control(&b.control, |c| {
+        c.request("set-moderated club@example.org one@members.test on")
+    })
+    .await;
+    assert!(out.is_ok(), "{out:?}");
+    let mail = "LHLO t\r\nMAIL FROM:<one@members.test>\r\nRCPT TO:<club@example.org>\r\nDATA\r\nFrom: one@members.test\r\nSubject: please review\r\n\r\nbody text\r\n.\r\nQUIT\r\n";
+    let t = dialogue(
+        tokio::net::UnixStream::connect(&b.sock)
+            .await
+            .expect("unix"),
+        mail,
+    )
+    .await;
+    assert!(
+        t.contains("held for moderation: posts from this member are reviewed"),
+        "{t}"
+    );
+
+    let rows = control(&b.control, |c| c.request("held club@example.org"))
+        .await
+        .expect("held list");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let token = rows[0].split('\t').next().unwrap_or_default().to_string();
+    assert!(rows[0].contains("please review"), "{rows:?}");
+    let t2 = token.clone();
+    let shown = control(&b.control, move |c| c.held_message("club@example.org", &t2))
+        .await
+        .expect("show");
+    assert!(String::from_utf8_lossy(&shown).contains("body text"));
+    let t3 = token.clone();
+    let said = control(&b.control, move |c| {
+        c.request(&format!("held-decide club@example.org {t3} approve"))
+    })
+    .await;
+    assert!(
+        said.as_ref()
+            .is_ok_and(|s| s.join(" ").contains("distributed to 1 member(s)")),
+        "{said:?}"
+    );
+    let posts = || {
+        let tx = b.sink.transactions();
+        tx.iter()
+            .filter(|t| {
+                t.rcpts.iter().any(|r| r == "one@members.test")
+                    && String::from_utf8_lossy(&t.data).contains("body text")
+            })
+            .count()
+    };
+    assert_eq!(posts(), 1);
+    let said = control(&b.control, move |c| {
+        c.request(&format!("held-decide club@example.org {token} approve"))
+    })
+    .await;
+    assert!(
+        said.as_ref()
+            .is_ok_and(|s| s.join(" ").contains("already distributed")),
+        "{said:?}"
+    );
+    assert_eq!(posts(), 1);
+
+    let _ = b.stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), b.server).await;
+}

@@ -20,6 +20,18 @@ pub enum MembersCommand {
     Add(Change),
     /// Unsubscribe addresses.
     Remove(Change),
+    /// Change a member's settings.
+    Set {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The list.
+        list: String,
+        /// The member.
+        address: String,
+        /// Hold this member's posts for a moderator (on) or not (off).
+        #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+        moderated: String,
+    },
     /// Print the members of a list, one address per line.
     List {
         #[command(flatten)]
@@ -83,6 +95,33 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
     match cmd {
         MembersCommand::Add(c) => change("add", c),
         MembersCommand::Remove(c) => change("remove", c),
+        MembersCommand::Set {
+            config,
+            list,
+            address,
+            moderated,
+        } => {
+            let config = load_config(&config.config)?;
+            let key = resolve(&config, &list)?;
+            let addr = Address::parse(&address).map_err(|e| format!("{address:?}: {e}"))?;
+            let on = moderated == "on";
+            match Backend::open(&config)? {
+                Backend::Remote(p) => {
+                    Backend::client(&p)?
+                        .request(&format!("set-moderated {key} {addr} {moderated}"))?;
+                }
+                Backend::Local(store) => {
+                    if !store
+                        .member_set_moderated(&key, &addr.to_string(), on)
+                        .map_err(|e| e.to_string())?
+                    {
+                        return Err(format!("{addr} is not a member of {key}"));
+                    }
+                }
+            }
+            println!("{key}: {addr}: moderated {moderated}");
+            Ok(())
+        }
         MembersCommand::List { config, list } => {
             let config = load_config(&config.config)?;
             let key = resolve(&config, &list)?;

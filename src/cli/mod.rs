@@ -1,6 +1,7 @@
 //! The `listkeeper` command line: one file per subcommand group.
 
 mod check;
+mod held;
 mod lists;
 mod members;
 mod pending;
@@ -46,6 +47,9 @@ enum Command {
     /// Add, remove or list the members of a list.
     #[command(subcommand)]
     Members(members::MembersCommand),
+    /// List, show, approve, reject or discard posts held for moderation.
+    #[command(subcommand)]
+    Held(held::HeldCommand),
     /// Show, approve or reject requests waiting for a confirmation or an owner.
     #[command(subcommand)]
     Pending(pending::PendingCommand),
@@ -75,6 +79,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Lists(c) => lists::run(&c.config),
         Command::Members(m) => members::run(m),
         Command::Pending(p) => pending::run(p),
+        Command::Held(h) => held::run(h),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
