@@ -7,6 +7,7 @@
 
 pub mod classify;
 pub mod commands;
+pub mod content;
 pub mod decorate;
 pub mod fanout;
 pub mod hold;

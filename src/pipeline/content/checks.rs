@@ -107,17 +107,35 @@ fn is_command(line: &str) -> bool {
     if w.last() == Some(&"please") {
         w.pop();
     }
+    // "... from this list", "... from the mailing list".
+    for tail in [
+        &["from", "the", "list"][..],
+        &["from", "this", "list"],
+        &["from", "the", "mailing", "list"],
+        &["from", "this", "mailing", "list"],
+    ] {
+        if w.len() > tail.len() && w.ends_with(tail) {
+            w.truncate(w.len() - tail.len());
+            break;
+        }
+    }
     // "unsubscribe me@example.org": a command with its address.
-    if w.len() == 2 && w.last().is_some_and(|a| a.contains('@')) {
-        w.pop();
+    if let [verb, address] = w.as_slice() {
+        let membership = ["subscribe", "unsubscribe", "join", "leave", "signoff"];
+        if address.contains('@') && membership.contains(verb) {
+            w.pop();
+        }
     }
-    match w.as_slice() {
-        ["subscribe" | "unsubscribe" | "signoff" | "leave" | "join" | "help"] => true,
-        ["subscribe" | "unsubscribe" | "signoff", "me"] => true,
-        ["sign", "off"] | ["sign", "me", "off"] | ["remove", "me"] | ["set", "nomail"] => true,
-        ["how", "do", "i", "unsubscribe"] => true,
-        _ => false,
-    }
+    matches!(
+        w.as_slice(),
+        ["subscribe" | "unsubscribe" | "signoff" | "leave" | "join" | "help"]
+            | ["subscribe" | "unsubscribe" | "signoff", "me"]
+            | ["sign", "off"]
+            | ["sign", "me", "off"]
+            | ["remove", "me"]
+            | ["set", "nomail"]
+            | ["how", "do", "i", "unsubscribe"]
+    )
 }
 
 /// The subject without reply/forward markers and `[list]` tags in front.

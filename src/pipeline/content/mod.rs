@@ -22,9 +22,9 @@
 
 pub mod checks;
 mod splice;
-mod tree;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 pub use checks::{addressed_to, explicit_recipients, header_matches, is_administrivia};
 
@@ -124,7 +124,9 @@ pub struct Filtered {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContentError {
     /// Nothing would be left: the caller treats this as a content rule hit.
-    #[error("nothing would be left of the message after removing the parts the list does not accept")]
+    #[error(
+        "nothing would be left of the message after removing the parts the list does not accept"
+    )]
     Empty,
     /// Parts should be removed, but the structure cannot be edited exactly (or the bytes are
     /// not a message); the caller holds the post rather than distributing what it cannot see.

@@ -8,7 +8,7 @@ use super::{splice, ContentError, MimeFilter};
 
 /// Deeper nesting than this is not followed: no real mail comes close, and the walk recurses.
 const MAX_DEPTH: usize = 40;
-/// Longest type or subtype kept in a reported content type.
+/// Longest type or subtype taken as one; longer ones are unreadable.
 const MAX_TOKEN: usize = 64;
 
 /// What happens to one part.
@@ -206,10 +206,9 @@ impl<'a, 'x> Walk<'a, 'x> {
     }
 
     fn part(&self, id: usize) -> Result<&'a MessagePart<'x>, ContentError> {
-        self.message
-            .parts
-            .get(id)
-            .ok_or(ContentError::Malformed("a part mail-parser listed is missing"))
+        self.message.parts.get(id).ok_or(ContentError::Malformed(
+            "a part mail-parser listed is missing",
+        ))
     }
 }
 
@@ -229,33 +228,39 @@ fn is_container(part: &MessagePart<'_>, ty: &str) -> bool {
         && ty != "multipart/encrypted"
 }
 
-/// The content type of a part, "type/subtype" in lower-case token characters. No
-/// Content-Type: text/plain (message/rfc822 in a digest). One mail-parser could not read:
-/// application/octet-stream, so that pass_types cannot be slipped past with a broken field.
+/// The content type of a part, "type/subtype" in lower case. No Content-Type: text/plain
+/// (message/rfc822 in a digest). One mail-parser could not read, or one with characters
+/// outside RFC 2045 tokens: application/octet-stream, so that pass_types cannot be slipped
+/// past with a broken field, and what is reported is always clean ASCII.
 pub(super) fn part_type(part: &MessagePart<'_>, in_digest: bool) -> String {
+    const UNREADABLE: &str = "application/octet-stream";
     match part.content_type() {
         Some(ct) => {
-            let main = token(ct.ctype());
-            let sub = token(ct.subtype().unwrap_or_default());
-            match (main.is_empty(), sub.is_empty()) {
-                (true, _) => "application/octet-stream".into(),
-                (false, true) => main,
-                (false, false) => format!("{main}/{sub}"),
+            let main = ct.ctype();
+            match ct.subtype() {
+                _ if !is_token(main) => UNREADABLE.into(),
+                None => main.to_ascii_lowercase(),
+                Some(sub) if is_token(sub) => format!("{main}/{sub}").to_ascii_lowercase(),
+                Some(_) => UNREADABLE.into(),
             }
         }
-        None if part.headers.iter().any(|h| h.name == HeaderName::ContentType) => {
-            "application/octet-stream".into()
+        None if part
+            .headers
+            .iter()
+            .any(|h| h.name == HeaderName::ContentType) =>
+        {
+            UNREADABLE.into()
         }
         None if in_digest => "message/rfc822".into(),
         None => "text/plain".into(),
     }
 }
 
-/// `text` lower-cased, reduced to RFC 2045 token characters and bounded in length.
-fn token(text: &str) -> String {
-    text.chars()
-        .filter(|c| c.is_ascii_graphic() && !"()<>@,;:\\\"/[]?=".contains(*c))
-        .map(|c| c.to_ascii_lowercase())
-        .take(MAX_TOKEN)
-        .collect()
+/// RFC 2045 token characters (any case), bounded in length.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_TOKEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?=".contains(&b))
 }
