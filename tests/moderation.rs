@@ -368,3 +368,83 @@ async fn expired_held_posts_are_removed_and_the_poster_told() {
     );
     assert!(w.ctx.store.held_get(&h.token).expect("get").is_none());
 }
+
+#[tokio::test]
+async fn content_rules_administrivia_recipients_destination_and_mime() {
+    let list = "address = \"rules@example.org\"\nowners = [\"boss@owners.test\"]\n[posting]\npolicy = \"open\"\n[content]\nmax_recipients = 3\nmax_recipients_action = \"reject\"\nimplicit_destination = \"discard\"\ndrop_types = [\"image/*\"]\nfiltered_empty_action = \"reject\"\n";
+    let w = world(list).await;
+    w.ctx
+        .store
+        .add_members(
+            "rules@example.org",
+            &common::addrs(&["reader@members.test"]),
+        )
+        .expect("add");
+    let to = "To: rules@example.org";
+
+    let out = w
+        .mail(
+            "a@outside.test",
+            "rules@example.org",
+            &format!("From: a@outside.test\r\n{to}\r\nSubject: unsubscribe\r\nMessage-ID: <ad@t>"),
+            "unsubscribe me",
+        )
+        .await;
+    assert!(
+        out.starts_with(
+            "250 2.0.0 held for moderation: the message looks like a membership command"
+        ),
+        "{out}"
+    );
+
+    let out = w.mail("a@outside.test", "rules@example.org", "From: a@outside.test\r\nTo: rules@example.org, b@x.test, c@x.test\r\nCc: d@x.test\r\nSubject: spam shot", "x").await;
+    assert!(
+        out.starts_with(
+            "550 5.7.1 the list refused this post: the message has 4 explicit recipients"
+        ),
+        "{out}"
+    );
+
+    let out = w
+        .mail(
+            "a@outside.test",
+            "rules@example.org",
+            "From: a@outside.test\r\nTo: someone@else.test\r\nSubject: bcc",
+            "x",
+        )
+        .await;
+    assert!(
+        out.starts_with("250 2.0.0 discarded: the list is not among the recipients"),
+        "{out}"
+    );
+
+    let mime = "From: a@outside.test\r\nTo: rules@example.org\r\nSubject: with picture\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"";
+    let body = "--b1\r\nContent-Type: text/plain\r\n\r\nSee the picture.\r\n--b1\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b1--\r\n";
+    let out = w
+        .mail("a@outside.test", "rules@example.org", mime, body)
+        .await;
+    assert!(out.contains("distributed to 1"), "{out}");
+    let got = w.last_to("reader@members.test");
+    assert!(
+        got.contains("See the picture.") && !got.contains("iVBORw0KGgo="),
+        "{got}"
+    );
+    assert!(
+        got.contains("image/png"),
+        "a note names what was removed: {got}"
+    );
+
+    let only_image = "From: a@outside.test\r\nTo: rules@example.org\r\nSubject: only picture\r\nMIME-Version: 1.0\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64";
+    let out = w
+        .mail(
+            "a@outside.test",
+            "rules@example.org",
+            only_image,
+            "iVBORw0KGgo=",
+        )
+        .await;
+    assert!(
+        out.starts_with("550 5.7.1 the list refused this post: nothing would be left"),
+        "{out}"
+    );
+}

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::{blocking, Context, PostError};
+use super::{blocking, content, Context, PostError};
 use crate::address::Address;
 use crate::config::moderation::{Action, AddressPattern};
 use crate::config::{ListConfig, PostingPolicy};
@@ -181,7 +181,8 @@ async fn policy(
     Ok(())
 }
 
-/// The content rules of the list, in file order after the size and recipient limits.
+/// The content rules of the list: size, explicit recipients, header rules, administrivia,
+/// implicit destination, then MIME filtering (which may replace the message).
 fn content_rules(list: &ListConfig, raw: &[u8], v: &mut Verdict) {
     let c = &list.content;
     if let Some((limit, action)) = c.max_size {
@@ -195,27 +196,58 @@ fn content_rules(list: &ListConfig, raw: &[u8], v: &mut Verdict) {
             );
         }
     }
+    if let Some((limit, action)) = c.max_recipients {
+        let n = content::explicit_recipients(raw);
+        if n > limit {
+            v.add(action, format!("the message has {n} explicit recipients (To and Cc), more than the list's limit of {limit}"));
+        }
+    }
     for rule in &c.rules {
-        if header_matches(raw, &rule.header, &rule.pattern) {
+        if content::header_matches(raw, &rule.header, &rule.pattern) {
             v.add(rule.action, rule.reason.clone());
         }
     }
-}
-
-/// Does any `header` field of the top-level header block, decoded, match `pattern`?
-fn header_matches(raw: &[u8], header: &str, pattern: &regex::Regex) -> bool {
-    let Some(msg) = mail_parser::MessageParser::new().parse_headers(raw) else {
-        return false;
-    };
-    msg.headers()
-        .iter()
-        .filter(|h| h.name().eq_ignore_ascii_case(header))
-        .any(|h| {
-            let value = match h.value() {
-                mail_parser::HeaderValue::Text(t) => t.to_string(),
-                mail_parser::HeaderValue::TextList(l) => l.join(", "),
-                _ => msg.header_raw(header).unwrap_or("").trim().to_string(),
-            };
-            pattern.is_match(&value)
-        })
+    if let Some(action) = c.administrivia {
+        let msg = mail_parser::MessageParser::default().parse(raw);
+        let subject = msg.as_ref().and_then(|m| m.subject()).unwrap_or("");
+        let body = msg
+            .as_ref()
+            .and_then(|m| m.body_text(0))
+            .unwrap_or_default();
+        if content::is_administrivia(subject, &body) {
+            v.add(
+                action,
+                format!(
+                    "the message looks like a membership command; such requests go to {}",
+                    list.role_address("-request")
+                ),
+            );
+        }
+    }
+    if let Some(action) = c.implicit_destination {
+        if !content::addressed_to(raw, &[list.key()]) {
+            v.add(
+                action,
+                "the list is not among the recipients (To or Cc) of the message",
+            );
+        }
+    }
+    if list.content.mime.is_active() {
+        let filter = content::MimeFilter {
+            pass_types: c.mime.pass_types.clone(),
+            drop_types: c.mime.drop_types.clone(),
+            collapse_alternatives: c.mime.collapse_alternatives,
+        };
+        match content::filter_mime(raw, &filter) {
+            Ok(None) => {}
+            Ok(Some(f)) => {
+                tracing::info!(list = %list.key(), removed = ?f.removed, "parts removed from a post");
+                v.filtered = Some(f.message);
+            }
+            Err(content::ContentError::Empty) => {
+                v.add(c.filtered_empty_action.unwrap_or(Action::Reject), "nothing would be left of the message after removing the parts the list does not accept");
+            }
+            Err(e @ content::ContentError::Malformed(_)) => v.add(Action::Hold, e.to_string()),
+        }
+    }
 }
