@@ -3,6 +3,8 @@
 //! command ("administrivia"), and whether a header field matches an operator's pattern.
 //! Each reads only the top-level header section (or the text it is given).
 
+use std::collections::HashSet;
+
 use mail_parser::parsers::MessageStream;
 use mail_parser::{Address, Header, HeaderName, HeaderValue, MessageParser};
 
@@ -16,13 +18,8 @@ const ADMIN_MAX_WORDS: usize = 6;
 /// Number of distinct addresses in To and Cc (all occurrences, groups flattened, compared
 /// without regard to case) — "explicit recipients".
 pub fn explicit_recipients(raw: &[u8]) -> usize {
-    let mut seen: Vec<String> = Vec::new();
-    for address in recipients(raw) {
-        if !seen.contains(&address) {
-            seen.push(address);
-        }
-    }
-    seen.len()
+    // A set: a crafted field can hold hundreds of thousands of addresses.
+    recipients(raw).into_iter().collect::<HashSet<_>>().len()
 }
 
 /// True when one of `addresses` (lowercase `local@domain`) appears in To or Cc

@@ -4,6 +4,8 @@
 //! boundary followed only by transport padding): mail-parser finds `--BOUNDARY` anywhere, and
 //! an edit made on a misread structure would hand readers something else than was filtered.
 
+use std::collections::HashSet;
+
 use mail_parser::{Header, MessagePart, MimeHeaders};
 
 use super::tree::Outcome;
@@ -156,12 +158,12 @@ fn own_line<'r>(raw: &[u8], from: usize, region: &'r [u8]) -> Result<&'r [u8], C
 /// The note part added to a multipart/mixed root: which types were removed (each once, in
 /// order of first removal), plain ASCII, lines of at most [`NOTE_WIDTH`] characters.
 pub(super) fn note_part(removed: &[String]) -> Vec<u8> {
-    let mut seen: Vec<&str> = Vec::new();
-    for ty in removed {
-        if !seen.contains(&ty.as_str()) {
-            seen.push(ty);
-        }
-    }
+    let mut unique = HashSet::new();
+    let seen: Vec<&str> = removed
+        .iter()
+        .map(String::as_str)
+        .filter(|ty| unique.insert(*ty))
+        .collect();
     let mut text = String::from(NOTE);
     let mut line = text.len();
     for (i, ty) in seen.iter().enumerate() {

@@ -415,3 +415,24 @@ fn helpers_never_panic_on_garbage() {
         let _ = is_administrivia(&text, &text);
     }
 }
+
+#[test]
+fn many_recipients_and_parts_stay_fast() {
+    let mut raw = String::from("To: ");
+    for i in 0..200_000 {
+        raw.push_str(&format!("u{i}@example.org, "));
+    }
+    raw.push_str("last@example.org\r\n\r\nx\r\n");
+    assert_eq!(explicit_recipients(raw.as_bytes()), 200_001);
+
+    let mut raw = String::from("Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n");
+    for i in 0..20_000 {
+        raw.push_str(&format!(
+            "--b\r\nContent-Type: application/x-{i}\r\n\r\nx\r\n"
+        ));
+    }
+    raw.push_str("--b\r\nContent-Type: text/plain\r\n\r\nkept\r\n--b--\r\n");
+    let (out, removed) = run(&raw, &drop(&["application"])).unwrap().unwrap();
+    assert_eq!(removed.len(), 20_000);
+    assert!(out.contains("kept") && out.contains("application/x-19999]"));
+}
