@@ -186,6 +186,10 @@ pub(super) fn clean_token(text: &str) -> String {
 }
 
 /// `<mailto:ADDR>` with everything RFC 6068 does not allow literally percent-encoded.
+pub(super) fn mailto_uri(address: &str, query: &str) -> Option<String> {
+    mailto(address, query)
+}
+
 fn mailto(address: &str, query: &str) -> Option<String> {
     let address = clean_token(address);
     if address.is_empty() {

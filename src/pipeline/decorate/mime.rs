@@ -243,6 +243,14 @@ pub(super) fn new_boundary(texts: &[&[u8]], existing: &[String]) -> Option<Strin
 }
 
 /// Whether `needle` occurs in `hay`.
+/// The first position of `needle` in `hay`.
+pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
 pub(super) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     match needle.first() {
         None => true,

@@ -99,6 +99,30 @@ pub fn carries_list_id(raw: &[u8], list_id: &str) -> bool {
 /// Decorate a CRLF-normalised message. Output is CRLF throughout (not dot-stuffed).
 /// Bare LFs are normalised here as well, so LF input gives the same output.
 pub fn decorate(raw: &[u8], d: &Decoration) -> Result<Vec<u8>, DecorateError> {
+    Ok(prepare(raw, d)?.render(d.footer.as_deref(), None))
+}
+
+/// Stands in for the member's own unsubscribe address in a [`Prepared`] header.
+const UNSUBSCRIBE_MARKER: &str = "listkeeper-unsubscribe-slot@invalid";
+
+/// A post parsed and decorated once, ready to be rendered for each member with their own
+/// footer and List-Unsubscribe (personalized delivery): rendering does no parsing, only a few
+/// copies and the footer's own encoding.
+#[derive(Debug)]
+pub struct Prepared {
+    message: Vec<u8>,
+    body_start: usize,
+    head: Vec<u8>,
+    moved: Vec<u8>,
+    plan: Plan,
+    boundary: Option<String>,
+    has_mime_version: bool,
+    list_unsubscribe: String,
+}
+
+/// Parse and decorate `raw` once; the footer of `d` decides where footers go (member values
+/// are filled in by [`Prepared::render`]).
+pub fn prepare(raw: &[u8], d: &Decoration) -> Result<Prepared, DecorateError> {
     if raw.is_empty() {
         return Err(DecorateError::Empty);
     }
@@ -121,52 +145,113 @@ pub fn decorate(raw: &[u8], d: &Decoration) -> Result<Vec<u8>, DecorateError> {
         Some(f) => mime::plan(m, &block, parsed.as_ref(), f, &part),
     };
     let wrap = plan == Plan::Wrap;
-
-    let mut out = Vec::with_capacity(m.len() + part.len() + 1024);
-    let moved = push_header(&mut out, m, &block, d, wrap);
-    let body = m.get(block.body_start..).unwrap_or_default();
-    match (&plan, &footer) {
-        (Plan::Wrap, Some(_)) => {
-            let existing = parsed.as_ref().map(mime::boundaries).unwrap_or_default();
-            let boundary = mime::new_boundary(&[m, &out, &part], &existing)
-                .ok_or(DecorateError::NoBoundary)?;
-            if !block.fields.iter().any(|f| f.is(m, "mime-version")) {
-                out.extend_from_slice(b"MIME-Version: 1.0\r\n");
-            }
-            let delimiter = format!("--{boundary}");
-            let content_type = format!(
-                "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n{delimiter}\r\n"
-            );
-            out.extend_from_slice(content_type.as_bytes());
-            out.extend_from_slice(&moved);
-            out.extend_from_slice(b"\r\n");
-            out.extend_from_slice(body);
-            out.extend_from_slice(format!("\r\n{delimiter}\r\n").as_bytes());
-            out.extend_from_slice(&part);
-            out.extend_from_slice(format!("\r\n{delimiter}--\r\n").as_bytes());
-        }
-        (Plan::Append { how, flowed }, Some(f)) => {
-            out.extend_from_slice(b"\r\n");
-            let text = f.text(*flowed);
-            match how {
-                Append::Plain => footer::append_plain(&mut out, body, &text),
-                Append::QuotedPrintable => footer::append_qp(&mut out, body, &text),
-                Append::Base64(tail) => footer::append_base64(&mut out, body, tail, &text),
-            }
-        }
-        (Plan::Insert { at, boundary }, Some(_)) => {
-            out.extend_from_slice(b"\r\n");
-            out.extend_from_slice(m.get(block.body_start..*at).unwrap_or_default());
-            out.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
-            out.extend_from_slice(&part);
-            out.extend_from_slice(m.get(*at..).unwrap_or_default());
-        }
-        _ => {
-            out.extend_from_slice(b"\r\n");
-            out.extend_from_slice(body);
-        }
+    let mut marked = d.clone();
+    if !marked.unsubscribe_address.is_empty() {
+        marked.unsubscribe_address = UNSUBSCRIBE_MARKER.to_string();
     }
-    Ok(out)
+    let mut head = Vec::with_capacity(block.body_start + 1024);
+    let moved = push_header(&mut head, m, &block, &marked, wrap);
+    let boundary = if wrap {
+        let existing = parsed.as_ref().map(mime::boundaries).unwrap_or_default();
+        // The boundary is derived from the list's own rendering, so it is the same for every
+        // member and for the bulk copy.
+        let mut plain_head = Vec::with_capacity(head.len());
+        push_header(&mut plain_head, m, &block, d, wrap);
+        Some(
+            mime::new_boundary(&[m, &plain_head, &part], &existing)
+                .ok_or(DecorateError::NoBoundary)?,
+        )
+    } else {
+        None
+    };
+    let plan = if footer.is_some() {
+        plan
+    } else {
+        Plan::NoFooter
+    };
+    Ok(Prepared {
+        list_unsubscribe: headers::mailto_uri(&d.unsubscribe_address, "").unwrap_or_default(),
+        has_mime_version: block.fields.iter().any(|f| f.is(m, "mime-version")),
+        body_start: block.body_start,
+        message: message.into_owned(),
+        head,
+        moved,
+        plan,
+        boundary,
+    })
+}
+
+impl Prepared {
+    /// The decorated message with `footer` (None: no footer) and, when given, this member's
+    /// own List-Unsubscribe address instead of the list's.
+    pub fn render(&self, footer: Option<&str>, unsubscribe: Option<&str>) -> Vec<u8> {
+        let m = &self.message;
+        let footer = footer.and_then(Footer::new);
+        let part = footer.as_ref().map(Footer::part).unwrap_or_default();
+        let mut out = Vec::with_capacity(m.len() + part.len() + 1024);
+        let unsub = unsubscribe.and_then(|u| headers::mailto_uri(u, ""));
+        let marker = headers::mailto_uri(UNSUBSCRIBE_MARKER, "").unwrap_or_default();
+        match (unsub, mime::find(&self.head, marker.as_bytes())) {
+            (Some(u), Some(at)) => {
+                out.extend_from_slice(&self.head[..at]);
+                out.extend_from_slice(u.as_bytes());
+                out.extend_from_slice(&self.head[at + marker.len()..]);
+            }
+            (None, Some(at)) => {
+                // The list's own address, for the bulk copy.
+                out.extend_from_slice(&self.head[..at]);
+                out.extend_from_slice(self.list_unsubscribe.as_bytes());
+                out.extend_from_slice(&self.head[at + marker.len()..]);
+            }
+            _ => out.extend_from_slice(&self.head),
+        }
+        let body = m.get(self.body_start..).unwrap_or_default();
+        match (&self.plan, &footer) {
+            (Plan::Wrap, Some(_)) => {
+                let boundary = self.boundary.as_deref().unwrap_or("=_listkeeper");
+                if !self.has_mime_version {
+                    out.extend_from_slice(b"MIME-Version: 1.0\r\n");
+                }
+                let delimiter = format!("--{boundary}");
+                let content_type = format!(
+                    "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n{delimiter}\r\n"
+                );
+                out.extend_from_slice(content_type.as_bytes());
+                out.extend_from_slice(&self.moved);
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(body);
+                out.extend_from_slice(format!("\r\n{delimiter}\r\n").as_bytes());
+                out.extend_from_slice(&part);
+                out.extend_from_slice(format!("\r\n{delimiter}--\r\n").as_bytes());
+            }
+            (Plan::Append { how, flowed }, Some(f)) => {
+                out.extend_from_slice(b"\r\n");
+                let text = f.text(*flowed);
+                match how {
+                    Append::Plain => footer::append_plain(&mut out, body, &text),
+                    Append::QuotedPrintable => footer::append_qp(&mut out, body, &text),
+                    Append::Base64(tail) => footer::append_base64(&mut out, body, tail, &text),
+                }
+            }
+            (Plan::Insert { at, boundary }, Some(_)) => {
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(m.get(self.body_start..*at).unwrap_or_default());
+                out.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
+                out.extend_from_slice(&part);
+                out.extend_from_slice(m.get(*at..).unwrap_or_default());
+            }
+            _ => {
+                if self.plan == Plan::Wrap {
+                    // Wrapped for a footer that this rendering does not have: keep the moved
+                    // Content-* fields where they were.
+                    out.extend_from_slice(&self.moved);
+                }
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(body);
+            }
+        }
+        out
+    }
 }
 
 /// The message with a blank line after its header section: one is inserted where the
