@@ -3,8 +3,9 @@
 
 Subcommands:
   freeports N                      print N free TCP ports on 127.0.0.1
-  send --port P --sender S --to R [--to R...] --subject S [--size BYTES]
-                                   submit one message; print the submission time (epoch seconds)
+  send --port P --sender S --to R [--to R...] --subject S [--size BYTES] [--from F] [--body TEXT]
+       [--message-id ID]           submit one message (envelope sender S, header From F, S by
+                                   default); print the submission time (epoch seconds)
   probe --port P --sender S --rcpt R [--xverp yes|no]
                                    EHLO, MAIL FROM (with XVERP), RCPT TO, RSET: all must be accepted
                                    and XVERP must (yes) or must not (no) be offered
@@ -15,6 +16,19 @@ Subcommands:
   verify --base DIR --users U --token T --exact N [header/body checks]
                                    every user's Maildir holds exactly N messages containing T,
                                    and each of them passes the checks
+  find --base DIR --user U [--match NAME:TEXT...] [--body-contains T...] [--count N]
+       [--timeout S | --now]       wait until U's Maildir holds N (default 1) messages whose
+                                   header NAME contains TEXT (all --match and --body-contains
+                                   hold); fail if it holds more; print their paths, one a line.
+                                   --now: no waiting, exactly N (0 allowed) must match now
+  count --base DIR --user U        print how many messages U's Maildir holds
+  header FILE NAME                 print the (unfolded) value of header NAME of FILE, or fail
+  check FILE [--match NAME:TEXT...] [--regex NAME:REGEX...] [--body-contains T...]
+                                   the message in FILE passes every check
+  reply FILE --port P --from ADDR [--to ADDR] [--text TEXT]
+                                   answer FILE the way a mail client does: To its Reply-To (else
+                                   its From), "Re: " Subject, In-Reply-To and References, the
+                                   original body quoted under TEXT; submit it with envelope ADDR
 A user is the local part of USER@members.test; its Maildir is DIR/members.test/USER/.
 """
 
@@ -23,6 +37,7 @@ import email
 import email.policy
 import email.utils
 import os
+import re
 import smtplib
 import socket
 import sys
@@ -50,26 +65,30 @@ def cmd_freeports(args):
 
 def cmd_send(args):
     msg = EmailMessage()
-    msg["From"] = args.sender
+    msg["From"] = args.sender if args.from_ is None else args.from_
     msg["To"] = ", ".join(args.to)
     msg["Subject"] = args.subject
-    msg["Message-ID"] = email.utils.make_msgid(domain="e2e.members.test")
+    msg["Message-ID"] = args.message_id or email.utils.make_msgid(domain="e2e.members.test")
     msg["Date"] = email.utils.formatdate(localtime=True)
-    body = f"Hello list, this is {args.subject}.\n"
+    body = f"Hello list, this is {args.subject}.\n" if args.body is None else args.body + "\n"
     if args.size:
         line = "The quick brown fox jumps over the lazy dog, again and again and again.\n"
         body += line * (args.size // len(line) + 1)
         body = body[: args.size - 1] + "\n"
     msg.set_content(body, cte="7bit")
     t0 = time.time()
+    submit(args.port, msg, args.sender, args.to)
+    print(f"{t0:.6f}")
+
+
+def submit(port, msg, sender, rcpts):
     try:
-        with smtplib.SMTP("127.0.0.1", args.port, local_hostname="client.members.test", timeout=30) as s:
-            refused = s.send_message(msg, from_addr=args.sender, to_addrs=args.to)
+        with smtplib.SMTP("127.0.0.1", port, local_hostname="client.members.test", timeout=30) as s:
+            refused = s.send_message(msg, from_addr=sender, to_addrs=rcpts)
     except smtplib.SMTPException as e:
-        die(f"submission of {args.subject!r} failed: {e!r}")
+        die(f"submission of {str(msg['Subject'])!r} failed: {e!r}")
     if refused:
         die(f"recipients refused at submission: {refused}")
-    print(f"{t0:.6f}")
 
 
 def cmd_probe(args):
@@ -203,6 +222,130 @@ def cmd_verify(args):
         die(f"{len(problems)} problem(s) in {len(users)} Maildirs")
 
 
+def read_message(path):
+    with open(path, "rb") as f:
+        return email.message_from_binary_file(f, policy=email.policy.default)
+
+
+def text_of(msg):
+    texts = []
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            texts.append(part.get_content())
+    return "\n".join(texts)
+
+
+def check_message(msg, matches=(), regexes=(), bodies=()):
+    """The problems of msg against NAME:TEXT matches, NAME:REGEX regexes and body texts."""
+    problems = []
+    for spec in matches:
+        name, _, want = spec.partition(":")
+        values = [str(v) for v in msg.get_all(name, [])]
+        if not any(want in v for v in values):
+            problems.append(f"header {name!r} = {values!r} does not contain {want!r}")
+    for spec in regexes:
+        name, _, rx = spec.partition(":")
+        values = [str(v) for v in msg.get_all(name, [])]
+        if not any(re.fullmatch(rx, v) for v in values):
+            problems.append(f"header {name!r} = {values!r} does not match {rx!r}")
+    if bodies:
+        body = text_of(msg)
+        for want in bodies:
+            if want not in body:
+                problems.append(f"body does not contain {want!r}")
+    return problems
+
+
+def cmd_find(args):
+    if args.count == 0:
+        args.now = True  # waiting for nothing to arrive proves nothing
+    deadline = time.time() + args.timeout
+    seen = {}  # path -> matches (delivered files never change)
+    while True:
+        hits = []
+        for path in maildir_files(args.base, args.user):
+            ok = seen.get(path)
+            if ok is None:
+                try:
+                    ok = not check_message(read_message(path), args.match, (), args.body_contains)
+                except FileNotFoundError:
+                    continue
+                seen[path] = ok
+            if ok:
+                hits.append(path)
+        if len(hits) > args.count:
+            die(
+                f"{args.user}@{MEMBER_DOMAIN}: {len(hits)} messages match {args.match + args.body_contains!r}, "
+                f"expected {args.count}: {sorted(hits)}"
+            )
+        if len(hits) == args.count:
+            break
+        if args.now or time.time() > deadline:
+            subjects = []
+            for path in maildir_files(args.base, args.user):
+                try:
+                    subjects.append(str(read_message(path).get("Subject", "")))
+                except FileNotFoundError:
+                    pass
+            die(
+                f"{args.user}@{MEMBER_DOMAIN}: {len(hits)} messages match {args.match + args.body_contains!r}, "
+                f"expected {args.count}{'' if args.now else f' within {args.timeout:.0f} s'}; "
+                f"the Maildir holds {len(subjects)}: subjects {subjects!r}"
+            )
+        time.sleep(0.1)
+    for path in sorted(hits, key=lambda p: os.stat(p).st_mtime):
+        print(path)
+
+
+def cmd_count(args):
+    print(len(maildir_files(args.base, args.user)))
+
+
+def cmd_header(args):
+    values = read_message(args.file).get_all(args.name, [])
+    if len(values) != 1:
+        die(f"{args.file}: {len(values)} {args.name!r} headers, expected 1")
+    print(str(values[0]))
+
+
+def cmd_check(args):
+    problems = check_message(read_message(args.file), args.match, args.regex, args.body_contains)
+    if problems:
+        for p in problems:
+            print(f"mailtool: {args.file}: {p}", file=sys.stderr)
+        die(f"{len(problems)} problem(s) in {args.file}")
+
+
+def cmd_reply(args):
+    orig = read_message(args.file)
+    to = str(orig.get("Reply-To") or orig.get("From") or "")
+    if args.to:
+        to = args.to
+    rcpts = [a for _, a in email.utils.getaddresses([to]) if a]
+    if len(rcpts) != 1:
+        die(f"{args.file}: cannot tell whom to answer (Reply-To/From {to!r})")
+    subject = str(orig.get("Subject", ""))
+    if not re.match(r"(?i)re:", subject):
+        subject = "Re: " + subject
+    msg = EmailMessage()
+    msg["From"] = args.from_
+    msg["To"] = rcpts[0]
+    msg["Subject"] = subject
+    msg["Message-ID"] = email.utils.make_msgid(domain="e2e.members.test")
+    msg["Date"] = email.utils.formatdate(localtime=True)
+    orig_id = str(orig.get("Message-ID", "")).strip()
+    if orig_id:
+        msg["In-Reply-To"] = orig_id
+        refs = str(orig.get("References", "")).split()
+        msg["References"] = " ".join(refs + [orig_id])
+    quoted = "\n".join(("> " + ln).rstrip() for ln in text_of(orig).splitlines())
+    who = str(orig.get("From", "someone"))
+    date = str(orig.get("Date", "an earlier day"))
+    msg.set_content(f"{args.text}\n\nOn {date}, {who} wrote:\n{quoted}\n")
+    submit(args.port, msg, args.from_, rcpts)
+    print(msg["Message-ID"])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -217,6 +360,9 @@ def main():
     s.add_argument("--to", action="append", required=True)
     s.add_argument("--subject", required=True)
     s.add_argument("--size", type=int, default=0)
+    s.add_argument("--from", dest="from_")
+    s.add_argument("--body")
+    s.add_argument("--message-id")
     s.set_defaults(fn=cmd_send)
 
     s = sub.add_parser("probe")
@@ -243,6 +389,42 @@ def main():
     v.add_argument("--return-path")
     v.add_argument("--subject-prefix")
     v.add_argument("--body-contains", action="append", default=[])
+
+    s = sub.add_parser("find")
+    s.add_argument("--base", required=True)
+    s.add_argument("--user", required=True)
+    s.add_argument("--match", action="append", default=[], metavar="NAME:TEXT")
+    s.add_argument("--body-contains", action="append", default=[])
+    s.add_argument("--count", type=int, default=1)
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--timeout", type=float, default=60)
+    g.add_argument("--now", action="store_true")
+    s.set_defaults(fn=cmd_find)
+
+    s = sub.add_parser("count")
+    s.add_argument("--base", required=True)
+    s.add_argument("--user", required=True)
+    s.set_defaults(fn=cmd_count)
+
+    s = sub.add_parser("header")
+    s.add_argument("file")
+    s.add_argument("name")
+    s.set_defaults(fn=cmd_header)
+
+    s = sub.add_parser("check")
+    s.add_argument("file")
+    s.add_argument("--match", action="append", default=[], metavar="NAME:TEXT")
+    s.add_argument("--regex", action="append", default=[], metavar="NAME:REGEX")
+    s.add_argument("--body-contains", action="append", default=[])
+    s.set_defaults(fn=cmd_check)
+
+    s = sub.add_parser("reply")
+    s.add_argument("file")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--from", dest="from_", required=True)
+    s.add_argument("--to")
+    s.add_argument("--text", default="Yes, that was me.")
+    s.set_defaults(fn=cmd_reply)
 
     args = p.parse_args()
     args.fn(args)

@@ -12,6 +12,10 @@
 #   c. mail to an unknown list address is refused (550 5.1.1) and bounced to the sender
 #   d. a non-member post to a members-only list is refused with a bounce to the sender
 #   e. cost: a 10 KB post to a 1000-member list (prints a COST: line)
+#   f. subscription by email: join, a real reply to the confirmation, welcome, a post reaching
+#      the new member, leave the same way; a join of a member; a forged join (tests/e2e/flows.sh)
+#   g. moderation: a stranger's post held, approved by the moderator's reply exactly once, a
+#      second approval sends nothing; a rejection reaches the poster (tests/e2e/flows.sh)
 #
 # Environment: LISTKEEPER_BIN=/path/to/listkeeper skips the build and tests that binary;
 #              KEEP_TMP=1 keeps the temporary directory even on success.
@@ -112,7 +116,7 @@ cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
-    ((rc == 0)) || diagnostics
+    ((rc == 0)) || { diagnostics; log "FAILED in step: $STEP"; }
     if [[ -n "$LK_PID" ]]; then
         kill -TERM "$LK_PID" 2>/dev/null
         for ((i = 0; i < 50; i++)); do kill -0 "$LK_PID" 2>/dev/null || break; sleep 0.1; done
@@ -181,6 +185,10 @@ render() {
     printf '%s\n' "$out"
 }
 
+# The steps f and g (subscription by email, moderation) and their helpers.
+# shellcheck source=flows.sh
+source "$HERE/flows.sh"
+
 # ---------------------------------------------------------------------------------------------
 # Private Postfix instance.
 STEP="postfix setup"
@@ -227,7 +235,7 @@ DEV_MEMBERS=(a1 a2 a3 a4 a5)
 CLOSED_MEMBERS=(c1 c2)
 PERF_USERS="$T/perf-members.txt"
 for i in $(seq -w 1 1000); do echo "p$i@$MEMBER_DOMAIN"; done >"$PERF_USERS"
-for user in "${DEV_MEMBERS[@]}" "${CLOSED_MEMBERS[@]}" poster outsider owner \
+for user in "${DEV_MEMBERS[@]}" "${CLOSED_MEMBERS[@]}" poster outsider owner "${FLOW_USERS[@]}" \
     $(sed 's/@.*//' "$PERF_USERS"); do
     printf '%s@%s\t%s/%s/\n' "$user" "$MEMBER_DOMAIN" "$MEMBER_DOMAIN" "$user"
 done >"$PFC/vmailbox"
@@ -320,6 +328,7 @@ policy = "open"
 subject_prefix = "[perf]"
 footer = "Performance list\nPost to {list_address}."
 EOF
+flows_lists
 
 "$BIN" check --config "$LKCONF" >>"$LKLOG" 2>&1 || fail "listkeeper check rejects the test config; see $LKLOG"
 
@@ -420,6 +429,10 @@ mailtool verify --base "$MAILBASE" --users-file "$PERF_USERS" --token "$TOKEN" -
 log "PASS e: 1000 members got the 10 KB post exactly once"
 printf 'COST: 1000 members, 10 KB: %s s end to end, listkeeper peak RSS %s MB\n' \
     "$elapsed" "$(awk -v kb="$hwm_kb" 'BEGIN {printf "%.1f", kb / 1024}')"
+
+# ---------------------------------------------------------------------------------------------
+step_f
+step_g
 
 # ---------------------------------------------------------------------------------------------
 STEP="shutdown"
