@@ -21,6 +21,9 @@ pub enum Role {
     Join,
     /// `NAME-leave@`, `NAME-unsubscribe@`.
     Leave,
+    /// `NAME-leave+MAC.LOCAL=DOMAIN@`: a member's own one-step unsubscribe address (personalized
+    /// delivery puts it in List-Unsubscribe and the footer).
+    Unsubscribe(String),
     /// `NAME-confirm+TOKEN@`.
     Confirm(String),
     /// `NAME-owner@`.
@@ -37,6 +40,7 @@ impl Role {
             Role::Request => "request",
             Role::Join => "join",
             Role::Leave => "leave",
+            Role::Unsubscribe(_) => "unsubscribe",
             Role::Confirm(_) => "confirm",
             Role::Owner => "owner",
             Role::Bounces(_) => "bounces",
@@ -89,6 +93,7 @@ pub fn route(registry: &Registry, rcpt: &str) -> Route {
             (Role::Bounces(_), e) => Role::Bounces(e.map(str::to_string)),
             (Role::Confirm(_), Some(t)) if !t.is_empty() => Role::Confirm(t.to_string()),
             (Role::Confirm(_), _) => return Route::Unknown,
+            (Role::Leave, Some(t)) if !t.is_empty() => Role::Unsubscribe(t.to_string()),
             (_, Some(_)) => return Route::Unknown,
             (r, None) => r,
         };

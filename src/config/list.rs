@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::delivery::{self, Bounces, Delivery};
 use super::error::ConfigError;
 use super::moderation::{self, Content, Moderation, Posting};
 use crate::address::Address;
@@ -77,6 +78,10 @@ pub struct ListConfig {
     pub content: Content,
     /// `moderators` and `[moderation]`.
     pub moderation: Moderation,
+    /// `[delivery]`: bulk or personalized, VERP.
+    pub delivery: Delivery,
+    /// `[bounces]`: scoring, disabling, removal.
+    pub bounces: Bounces,
     /// `[subscription]`.
     pub subscription: Subscription,
     /// Generated mails: defaults with this list's `[templates.*]` overrides.
@@ -121,6 +126,10 @@ struct Raw {
     rules: Vec<moderation::RawRule>,
     #[serde(default)]
     moderation: moderation::RawModeration,
+    #[serde(default)]
+    delivery: delivery::RawDelivery,
+    #[serde(default)]
+    bounces: delivery::RawBounces,
     #[serde(default)]
     decoration: RawDecoration,
     #[serde(default)]
@@ -294,6 +303,8 @@ impl ListConfig {
             posting: moderation::posting(&raw.posting, &mut problems),
             content: moderation::content(&raw.content, &raw.rules, &mut problems),
             moderation: moderation::moderation(&raw.moderation, moderators, &mut problems),
+            delivery: delivery::delivery(&raw.delivery, &mut problems),
+            bounces: delivery::bounces(&raw.bounces, &mut problems),
             subscription: Subscription {
                 policy: raw.subscription.policy,
                 roster: raw.subscription.roster,
@@ -382,6 +393,15 @@ pub fn render_footer(template: &str, list: &ListConfig) -> Result<String, String
             "owner_address" => list.role_address("-owner"),
             "display_name" => list.display_name.clone(),
             "description" => list.description.clone(),
+            "member_address" | "unsubscribe_address" if list.delivery.mode == super::delivery::DeliveryMode::Personalized => {
+                format!("{{{}}}", &tail[1..end])
+            }
+            "member_address" | "unsubscribe_address" => {
+                return Err(format!(
+                    "{{{}}} is filled in per member, which needs delivery.mode = \"personalized\"",
+                    &tail[1..end]
+                ))
+            }
             other => {
                 return Err(format!(
                     "unknown placeholder {{{other}}}; known are {{list_address}}, {{list_name}}, {{request_address}}, {{owner_address}}, {{display_name}}, {{description}}"

@@ -1,6 +1,7 @@
 //! Configuration: the global file and one file per list, parsed with serde
 //! (`deny_unknown_fields`), validated into shared types; errors carry file, line, column, key.
 
+pub mod delivery;
 pub mod error;
 pub mod global;
 pub mod list;

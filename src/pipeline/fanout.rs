@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
+use super::personal::Personal;
 use super::{blocking, Context, PostError};
 use crate::config::ListConfig;
 use crate::reinject::{RcptStatus, TxError, Wire};
@@ -42,17 +43,30 @@ struct Batch {
 
 type BatchResult = (Batch, Result<Vec<RcptStatus>, TxError>);
 
-/// Distribute `wire` to the members of `list`.
+/// What goes to the members.
+#[derive(Clone)]
+pub enum Payload {
+    /// One copy for everyone.
+    Bulk(Arc<Wire>),
+    /// A copy rendered per member (one transaction each).
+    Personal(Arc<Personal>),
+}
+
+/// Distribute `payload` to the members of `list`.
 pub async fn fan_out(
     ctx: &Context,
     list: &Arc<ListConfig>,
     key: JournalKey,
-    wire: Arc<Wire>,
+    payload: Payload,
 ) -> Result<Stats, PostError> {
     let store = ctx.store.clone();
     let done = blocking(move || store.journal_load(&key)).await?;
     let batch_size = ctx.pool.batch_size;
-    let in_flight_max = ctx.pool.connections.max(1);
+    // Personalized batches run their members' transactions in parallel themselves.
+    let in_flight_max = match payload {
+        Payload::Bulk(_) => ctx.pool.connections.max(1),
+        Payload::Personal(_) => 1,
+    };
     let from = list.bounces_address();
     let list_key = list.key();
 
@@ -79,13 +93,25 @@ pub async fn fan_out(
                 settle(ctx, &key, r, journaled, &mut stats, &mut failure).await;
             }
         }
-        stats.batches += 1;
         let pool = ctx.pool.clone();
-        let (from, wire) = (from.clone(), wire.clone());
-        tasks.spawn(async move {
-            let result = pool.send(from, batch.rcpts.clone(), wire).await;
-            (batch, result)
-        });
+        match &payload {
+            Payload::Bulk(wire) => {
+                stats.batches += 1;
+                let (from, wire) = (from.clone(), wire.clone());
+                tasks.spawn(async move {
+                    let result = pool.send(from, batch.rcpts.clone(), wire).await;
+                    (batch, result)
+                });
+            }
+            Payload::Personal(p) => {
+                stats.batches += batch.rcpts.len() as u64;
+                let (p, list, parallel) = (p.clone(), list.clone(), ctx.pool.connections.max(1));
+                tasks.spawn(async move {
+                    let statuses = personal_batch(&pool, &list, &p, &batch.rcpts, parallel).await;
+                    (batch, Ok(statuses))
+                });
+            }
+        }
     }
     while let Some(r) = tasks.join_next().await {
         settle(ctx, &key, r, journaled, &mut stats, &mut failure).await;
@@ -94,6 +120,45 @@ pub async fn fan_out(
         Some(e) => Err(e),
         None => Ok(stats),
     }
+}
+
+/// One transaction per member, `parallel` at a time; each member's own outcome.
+async fn personal_batch(
+    pool: &crate::reinject::Pool,
+    list: &Arc<ListConfig>,
+    p: &Arc<Personal>,
+    rcpts: &[String],
+    parallel: usize,
+) -> Vec<RcptStatus> {
+    let mut out: Vec<Option<RcptStatus>> = vec![None; rcpts.len()];
+    let mut running: JoinSet<(usize, RcptStatus)> = JoinSet::new();
+    for (i, member) in rcpts.iter().enumerate() {
+        while running.len() >= parallel {
+            if let Some(Ok((j, s))) = running.join_next().await {
+                out[j] = Some(s);
+            }
+        }
+        let (from, wire) = p.render(list, member);
+        let (pool, member) = (pool.clone(), member.clone());
+        running.spawn(async move {
+            let status = match pool.send(from, vec![member], Arc::new(wire)).await {
+                Ok(mut s) => s
+                    .pop()
+                    .unwrap_or(RcptStatus::Deferred("no reply for the recipient".into())),
+                Err(TxError::Permanent(m)) => RcptStatus::Refused(m),
+                Err(e) => RcptStatus::Deferred(e.to_string()),
+            };
+            (i, status)
+        });
+    }
+    while let Some(r) = running.join_next().await {
+        if let Ok((j, s)) = r {
+            out[j] = Some(s);
+        }
+    }
+    out.into_iter()
+        .map(|s| s.unwrap_or(RcptStatus::Deferred("transaction task failed".into())))
+        .collect()
 }
 
 async fn fetch(

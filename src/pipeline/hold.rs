@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::request::new_token;
 use super::{blocking, decorate, fanout, Context, PostError};
 use crate::address::Address;
+use crate::config::delivery::DeliveryMode;
 use crate::config::moderation::NotifyMode;
 use crate::config::ListConfig;
 use crate::notice::{self, Kind, Vars};
@@ -276,12 +277,26 @@ pub async fn distribute(
     message: &[u8],
     message_id: &str,
 ) -> Result<fanout::Stats, PostError> {
-    let decorated =
-        decorate::decorate(message, &list.decoration).map_err(|_| PostError::Unparseable)?;
-    let wire = Arc::new(Wire::new(&decorated));
-    drop(decorated);
     let key = JournalKey::new(&list.key(), message_id, message);
-    let stats = fanout::fan_out(ctx, list, key, wire).await?;
+    let payload = match list.delivery.mode {
+        DeliveryMode::Bulk => {
+            let decorated = decorate::decorate(message, &list.decoration)
+                .map_err(|_| PostError::Unparseable)?;
+            fanout::Payload::Bulk(Arc::new(Wire::new(&decorated)))
+        }
+        DeliveryMode::Personalized => {
+            let prepared =
+                decorate::prepare(message, &list.decoration).map_err(|_| PostError::Unparseable)?;
+            fanout::Payload::Personal(Arc::new(super::personal::Personal {
+                prepared,
+                footer: list.decoration.footer.clone(),
+                secret: *ctx.store.secret(),
+                delimiter: ctx.config.server.recipient_delimiter,
+                verp: list.delivery.verp,
+            }))
+        }
+    };
+    let stats = fanout::fan_out(ctx, list, key, payload).await?;
     if list.content.duplicate_days > 0 && !message_id.is_empty() {
         let (store, k, id) = (ctx.store.clone(), list.key(), message_id.to_string());
         blocking(move || store.seen_record(&k, &id, now_secs())).await?;

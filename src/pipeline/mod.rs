@@ -13,6 +13,7 @@ pub mod fanout;
 pub mod hold;
 pub mod moderate;
 pub mod owner;
+pub mod personal;
 pub mod request;
 
 use std::sync::Arc;
@@ -132,6 +133,15 @@ pub async fn deliver(ctx: &Context, delivery: &Delivery, route: &Route) -> Reply
         }
         Route::List(list, Role::Leave) => {
             request::handle(ctx, list, delivery, &request::Action::Leave).await
+        }
+        Route::List(list, Role::Unsubscribe(ext)) => {
+            request::handle(
+                ctx,
+                list,
+                delivery,
+                &request::Action::Unsubscribe(ext.clone()),
+            )
+            .await
         }
         Route::List(list, Role::Confirm(token)) => {
             request::handle(

@@ -35,6 +35,8 @@ pub enum Action {
     Leave,
     /// `-confirm+TOKEN`.
     Confirm(String),
+    /// `-leave+MAC.LOCAL=DOMAIN`: a member's own unsubscribe address.
+    Unsubscribe(String),
 }
 
 /// The parts of an incoming mail the handlers need.
@@ -140,6 +142,7 @@ pub async fn handle(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery, action:
         Action::Join => r.direct(PendingKind::Join).await,
         Action::Leave => r.direct(PendingKind::Leave).await,
         Action::Confirm(token) => r.confirm_mail(token).await,
+        Action::Unsubscribe(ext) => r.unsubscribe(ext).await,
     };
     match outcome {
         Ok(Done::Answered) => {
@@ -389,6 +392,35 @@ impl Run<'_> {
         if self.sent == sent_before {
             self.result(word, res);
             self.reply().await?;
+        }
+        Ok(Done::Answered)
+    }
+
+    /// A member's own unsubscribe address: the MAC in it proves it came from that member's
+    /// copy, so the member leaves at once; a wrong MAC falls back to the confirmed `leave`.
+    async fn unsubscribe(&mut self, ext: &str) -> Result<Done, PostError> {
+        let Some(member) =
+            super::personal::verify_unsubscribe(self.list, self.ctx.store.secret(), ext)
+        else {
+            tracing::info!(list = %self.list.key(), sender = %self.sender, "unsubscribe address with a wrong token; asking for confirmation");
+            return self.direct(PendingKind::Leave).await;
+        };
+        if !self.allow(&member).await? {
+            return Ok(Done::Throttled);
+        }
+        let Ok(addr) = Address::parse(&member) else {
+            return Ok(Done::Answered);
+        };
+        let removed = {
+            let (store, key) = (self.ctx.store.clone(), self.list.key());
+            blocking(move || store.remove_members(&key, &[addr]))
+                .await?
+                .changed
+        };
+        if removed > 0 {
+            tracing::info!(list = %self.list.key(), member = %member, "unsubscribed by its own unsubscribe address");
+            let vars = self.vars(&member);
+            self.send(Kind::Goodbye, &member, &vars, None).await?;
         }
         Ok(Done::Answered)
     }

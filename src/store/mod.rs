@@ -17,7 +17,7 @@ mod pending;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, Durability, WriteTransaction};
+use redb::{Database, Durability, ReadableTable, WriteTransaction};
 
 pub use held::{Decided, Decision, Held, HeldState};
 pub use journal::{DoneBatch, JournalKey};
@@ -68,7 +68,11 @@ backend_from!(
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    secret: [u8; 32],
 }
+
+/// Installation-wide values: the secret behind per-member unsubscribe tokens.
+const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
 
 impl Store {
     /// Open (or create) the store in `dir` with a page cache of `cache_size` bytes.
@@ -86,8 +90,12 @@ impl Store {
                     source,
                 },
             })?;
-        let store = Store { db: Arc::new(db) };
+        let mut store = Store {
+            db: Arc::new(db),
+            secret: [0; 32],
+        };
         store.init_tables()?;
+        store.secret = store.load_secret()?;
         Ok(store)
     }
 
@@ -100,6 +108,36 @@ impl Store {
         held::init(&txn)?;
         txn.commit()?;
         Ok(())
+    }
+
+    /// The installation's secret, created on first use (random, 256 bits).
+    fn load_secret(&self) -> Result<[u8; 32], StoreError> {
+        let txn = self.write()?;
+        let secret = {
+            let mut t = txn.open_table(META)?;
+            let existing = t.get("secret")?.map(|v| v.value().to_vec());
+            match existing {
+                Some(v) if v.len() == 32 => {
+                    let mut s = [0u8; 32];
+                    s.copy_from_slice(&v);
+                    s
+                }
+                _ => {
+                    let mut s = [0u8; 32];
+                    getrandom::fill(&mut s)
+                        .map_err(|e| StoreError::Backend(format!("no randomness: {e}")))?;
+                    t.insert("secret", s.as_slice())?;
+                    s
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(secret)
+    }
+
+    /// The installation's secret (for message authentication codes in addresses).
+    pub fn secret(&self) -> &[u8; 32] {
+        &self.secret
     }
 
     /// A write transaction that is durable on commit.
