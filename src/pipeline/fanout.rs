@@ -16,7 +16,7 @@ use super::personal::Personal;
 use super::{blocking, Context, PostError};
 use crate::config::ListConfig;
 use crate::reinject::{RcptStatus, TxError, Wire};
-use crate::store::members::FLAG_NOMAIL;
+use crate::store::members::{FLAG_DISABLED, FLAG_NOMAIL};
 use crate::store::{DoneBatch, JournalKey, Member};
 
 /// What a fan-out did.
@@ -180,7 +180,7 @@ fn make_batch(members: &[Member], done: &[DoneBatch], stats: &mut Stats) -> Batc
         keys: Vec::with_capacity(members.len()),
     };
     for m in members {
-        if m.flags & FLAG_NOMAIL != 0 || done.iter().any(|d| d.covers(&m.key)) {
+        if m.flags & (FLAG_NOMAIL | FLAG_DISABLED) != 0 || done.iter().any(|d| d.covers(&m.key)) {
             stats.skipped += 1;
             continue;
         }

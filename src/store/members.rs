@@ -17,6 +17,9 @@ pub const FLAG_NOMAIL: u64 = 1;
 /// Member flag: this member's posts are held for a moderator.
 pub const FLAG_MODERATED: u64 = 2;
 
+/// Member flag: delivery disabled because the address keeps bouncing.
+pub const FLAG_DISABLED: u64 = 4;
+
 pub(super) fn init(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(MEMBERS)?;
     Ok(())

@@ -9,6 +9,7 @@
 //! SECURITY: trusts nothing it is given beyond the types; addresses are validated by the
 //! caller (`address::Address`), list keys come from validated configuration.
 
+mod bounces;
 mod held;
 mod journal;
 pub mod members;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use redb::{Database, Durability, ReadableTable, WriteTransaction};
 
+pub use bounces::{BounceOutcome, BounceRecord, BounceStatus, Scoring};
 pub use held::{Decided, Decision, Held, HeldState};
 pub use journal::{DoneBatch, JournalKey};
 pub use members::{AddOutcome, Member};
@@ -106,6 +108,7 @@ impl Store {
         journal::init(&txn)?;
         pending::init(&txn)?;
         held::init(&txn)?;
+        bounces::init(&txn)?;
         txn.commit()?;
         Ok(())
     }
