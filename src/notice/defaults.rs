@@ -267,5 +267,43 @@ not distributed. You may send it again, or write to the owners at
 "
             ),
         ),
+        Kind::BounceDisabled => (
+            "Delivery from {list_address} to you is suspended",
+            signed!(
+                "Hello,
+
+mail from the list {list_address} to {address} has been bouncing
+for several days, so delivery to this address is suspended. You
+are still subscribed.
+
+If this mail reaches you, the problem may be over: ask the owners
+at {owner_address} to re-enable delivery.
+"
+            ),
+        ),
+        Kind::BounceOwners => (
+            "{address} {action} on {list_address} because of bounces",
+            signed!(
+                "Hello,
+
+mail from {list_address} to {address} keeps bouncing (score {score}),
+so the member was {action}.
+
+`listkeeper members enable {list_address} {address}` re-enables
+delivery; `listkeeper bounces list {list_address}` shows all scores.
+"
+            ),
+        ),
+        Kind::BounceProbe => (
+            "Checking your address for {list_address}",
+            signed!(
+                "Hello,
+
+mail from the list {list_address} to {address} has been bouncing
+recently. This message checks whether the address works again;
+there is nothing you need to do.
+"
+            ),
+        ),
     }
 }

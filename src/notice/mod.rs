@@ -50,6 +50,12 @@ pub enum Kind {
     PostRejected,
     /// To the poster: nobody decided on the held post in time.
     HeldExpired,
+    /// To a member whose delivery was disabled because of bounces.
+    BounceDisabled,
+    /// To the owners: a member was disabled or removed because of bounces.
+    BounceOwners,
+    /// To a member over the bounce threshold: a probe whose bounce confirms.
+    BounceProbe,
 }
 
 /// The placeholders every kind knows, followed by `extra`, as one static list.
@@ -80,6 +86,9 @@ impl Kind {
             Kind::HeldAck => "held_ack",
             Kind::PostRejected => "post_rejected",
             Kind::HeldExpired => "held_expired",
+            Kind::BounceDisabled => "bounce_disabled",
+            Kind::BounceOwners => "bounce_owners",
+            Kind::BounceProbe => "bounce_probe",
         }
     }
 
@@ -100,6 +109,9 @@ impl Kind {
             Kind::HeldAck,
             Kind::PostRejected,
             Kind::HeldExpired,
+            Kind::BounceDisabled,
+            Kind::BounceOwners,
+            Kind::BounceProbe,
         ]
     }
 
@@ -131,6 +143,9 @@ impl Kind {
             Kind::HeldAck => with_common!("reason", "subject", "expires"),
             Kind::PostRejected => with_common!("reason", "subject"),
             Kind::HeldExpired => with_common!("subject"),
+            Kind::BounceDisabled => with_common!("score"),
+            Kind::BounceOwners => with_common!("score", "action"),
+            Kind::BounceProbe => with_common!("score"),
             Kind::Welcome | Kind::Goodbye | Kind::ApprovalGranted => with_common!(),
         }
     }

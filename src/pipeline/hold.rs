@@ -349,7 +349,13 @@ pub async fn decide(
                     "The post's text is no longer stored; it cannot be distributed.".into(),
                 ));
             };
+            let started = std::time::Instant::now();
             let stats = distribute(ctx, list, &message, &h.message_id).await?;
+            tracing::info!(
+                list = %list.key(), message_id = %h.message_id, sender = %h.sender, members = stats.members,
+                copies = stats.accepted, refused = stats.refused, skipped = stats.skipped, batches = stats.batches,
+                outcome = "distributed", approved_by = by, ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0), "post"
+            );
             let (store, t) = (ctx.store.clone(), h.token.clone());
             blocking(move || store.held_done(&t, now_secs())).await?;
             Ok(Some(format!(

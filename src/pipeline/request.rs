@@ -224,10 +224,19 @@ impl Run<'_> {
         v.insert("request_address", l.role_address("-request"));
         v.insert("owner_address", l.role_address("-owner"));
         v.insert("address", address.to_string());
-        let subject = if self.inc.subject.trim().is_empty() {
+        // The reply template adds its own "Re: ": drop the ones the subject already has.
+        let mut subject = self.inc.subject.trim();
+        while let Some(rest) = subject
+            .get(..3)
+            .filter(|p| p.eq_ignore_ascii_case("re:"))
+            .and_then(|_| subject.get(3..))
+        {
+            subject = rest.trim_start();
+        }
+        let subject = if subject.is_empty() {
             "your commands".to_string()
         } else {
-            self.inc.subject.clone()
+            subject.to_string()
         };
         v.insert("subject", subject);
         v
