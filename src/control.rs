@@ -256,6 +256,41 @@ async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::R
                 }
             }
         }
+        "bounces" => {
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.bounce_list(&key))
+                .await
+                .map_err(std::io::Error::other)?
+            {
+                Ok(rows) => {
+                    let mut out = String::new();
+                    for r in rows {
+                        out.push_str(&format!(
+                            "{}\t{:.1}\t{}\t{}\t{}\n",
+                            r.member,
+                            r.score,
+                            r.last_bounce,
+                            r.status.name(),
+                            r.since
+                        ));
+                    }
+                    out.push_str(".\n");
+                    out
+                }
+                Err(e) => format!("err {e}\n"),
+            }
+        }
+        "enable" => {
+            let (s, k, a) = (store.clone(), key.clone(), args.trim().to_string());
+            match tokio::task::spawn_blocking(move || s.member_enable(&k, &a))
+                .await
+                .map_err(std::io::Error::other)?
+            {
+                Ok(true) => "ok 1 0\n".to_string(),
+                Ok(false) => format!("err {} is not a member of {key}\n", args.trim()),
+                Err(e) => format!("err {e}\n"),
+            }
+        }
         "set-moderated" => {
             let (address, on) = args.split_once(' ').unwrap_or((args, ""));
             let on = on.trim() == "on";

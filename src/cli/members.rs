@@ -20,6 +20,15 @@ pub enum MembersCommand {
     Add(Change),
     /// Unsubscribe addresses.
     Remove(Change),
+    /// Re-enable delivery to a member disabled because of bounces (clears the bounce score).
+    Enable {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The list.
+        list: String,
+        /// The member.
+        address: String,
+    },
     /// Change a member's settings.
     Set {
         #[command(flatten)]
@@ -95,6 +104,30 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
     match cmd {
         MembersCommand::Add(c) => change("add", c),
         MembersCommand::Remove(c) => change("remove", c),
+        MembersCommand::Enable {
+            config,
+            list,
+            address,
+        } => {
+            let config = load_config(&config.config)?;
+            let key = resolve(&config, &list)?;
+            let addr = Address::parse(&address).map_err(|e| format!("{address:?}: {e}"))?;
+            match Backend::open(&config)? {
+                Backend::Remote(p) => {
+                    Backend::client(&p)?.request(&format!("enable {key} {addr}"))?;
+                }
+                Backend::Local(store) => {
+                    if !store
+                        .member_enable(&key, &addr.to_string())
+                        .map_err(|e| e.to_string())?
+                    {
+                        return Err(format!("{addr} is not a member of {key}"));
+                    }
+                }
+            }
+            println!("{key}: {addr}: delivery enabled, bounce score cleared");
+            Ok(())
+        }
         MembersCommand::Set {
             config,
             list,

@@ -1,5 +1,6 @@
 //! The `listkeeper` command line: one file per subcommand group.
 
+mod bounces;
 mod check;
 mod held;
 mod lists;
@@ -47,6 +48,9 @@ enum Command {
     /// Add, remove or list the members of a list.
     #[command(subcommand)]
     Members(members::MembersCommand),
+    /// Bounce scores and states of a list's members.
+    #[command(subcommand)]
+    Bounces(bounces::BouncesCommand),
     /// List, show, approve, reject or discard posts held for moderation.
     #[command(subcommand)]
     Held(held::HeldCommand),
@@ -80,6 +84,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Members(m) => members::run(m),
         Command::Pending(p) => pending::run(p),
         Command::Held(h) => held::run(h),
+        Command::Bounces(b) => bounces::run(b),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
