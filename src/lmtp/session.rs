@@ -21,7 +21,7 @@ use super::reply::Reply;
 use crate::address::Address;
 use crate::pipeline::{self, Context, Delivery};
 use crate::registry::Registry;
-use crate::route::{self, Role, Route};
+use crate::route::{self, Route};
 
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -284,9 +284,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
                 Route::Disabled { list } => {
                     crate::lmtp::reply::reply_for(&pipeline::PostError::ListDisabled(list))
-                }
-                Route::List(_, role) if matches!(role, Role::Bounces(_)) => {
-                    pipeline::role_not_enabled(&role)
                 }
                 route => {
                     rcpts.push((to.clone(), route));

@@ -403,7 +403,8 @@ fn quote(subject: &str) -> String {
     }
 }
 
-/// The deadline task: expires held posts (telling their posters) and sends summaries. It
+/// The deadline task: expires held posts (telling their posters), sends summaries and removes
+/// members disabled by bounces long enough ago. It
 /// sleeps until the earliest deadline or until a post is held; with nothing held it has no
 /// timer at all.
 pub async fn run_deadlines(ctx: Arc<Context>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
@@ -413,6 +414,9 @@ pub async fn run_deadlines(ctx: Arc<Context>, mut shutdown: tokio::sync::watch::
         if let Err(e) = expire(&ctx, now).await {
             tracing::warn!(error = %e, "expiring held posts failed; retrying later");
         }
+        if let Err(e) = super::bounces::remove_due(&ctx, now).await {
+            tracing::warn!(error = %e, "removing bouncing members failed; retrying later");
+        }
         let next_summary = summaries(&ctx, now, &mut last_summary).await;
         let store = ctx.store.clone();
         let next_expiry = tokio::task::spawn_blocking(move || store.held_next_expiry())
@@ -420,7 +424,16 @@ pub async fn run_deadlines(ctx: Arc<Context>, mut shutdown: tokio::sync::watch::
             .ok()
             .and_then(|r| r.ok())
             .flatten();
-        let deadline = [next_expiry, next_summary].into_iter().flatten().min();
+        let store = ctx.store.clone();
+        let next_removal = tokio::task::spawn_blocking(move || store.bounce_next_removal())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .flatten();
+        let deadline = [next_expiry, next_summary, next_removal]
+            .into_iter()
+            .flatten()
+            .min();
         let sleep = async {
             match deadline {
                 Some(t) => {

@@ -5,6 +5,7 @@
 //! [`deliver`] is the entry point the LMTP session calls once per accepted recipient after
 //! DATA; it returns that recipient's own reply.
 
+pub mod bounces;
 pub mod classify;
 pub mod commands;
 pub mod content;
@@ -152,20 +153,10 @@ pub async fn deliver(ctx: &Context, delivery: &Delivery, route: &Route) -> Reply
             )
             .await
         }
-        Route::List(_, role) => role_not_enabled(role),
+        Route::List(list, Role::Bounces(ext)) => {
+            bounces::handle(ctx, list, delivery, ext.as_deref()).await
+        }
     }
-}
-
-/// Role addresses whose function has not been built yet answer this at RCPT time.
-pub fn role_not_enabled(role: &Role) -> Reply {
-    Reply::new(
-        550,
-        (5, 3, 3),
-        format!(
-            "the {} function of this list is not enabled on this server",
-            role.name()
-        ),
-    )
 }
 
 /// Outcome of a post that did not fail.

@@ -9,6 +9,7 @@
 use sha2::{Digest, Sha256};
 
 use super::decorate::Prepared;
+use crate::bounce::{decode_verp as unverp, encode_verp as verp};
 use crate::config::ListConfig;
 use crate::reinject::Wire;
 
@@ -39,21 +40,6 @@ fn mac_hex(secret: &[u8; 32], list: &str, member_key: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// `bob@example.org` -> `bob=example.org` (the last `@` becomes `=`, as Postfix and Mailman do).
-pub fn verp(address: &str) -> String {
-    match address.rsplit_once('@') {
-        Some((l, d)) => format!("{l}={d}"),
-        None => address.to_string(),
-    }
-}
-
-/// `LOCAL=DOMAIN` -> `LOCAL@DOMAIN` (the last `=`).
-pub fn unverp(ext: &str) -> Option<String> {
-    let (l, d) = ext.rsplit_once('=')?;
-    let a = crate::address::Address::parse(&format!("{l}@{d}")).ok()?;
-    Some(a.to_string())
 }
 
 /// The envelope sender for `member`'s copy: `NAME-bounces+LOCAL=DOMAIN@LISTDOMAIN`.
