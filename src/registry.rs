@@ -33,6 +33,8 @@ pub struct Registry {
     /// Lists whose file is broken and whose domain is unknown: keyed by name only.
     disabled_names: HashMap<String, ListState>,
     errors: Vec<ConfigError>,
+    /// Files whose new version is invalid and whose last good version keeps serving.
+    kept: Vec<PathBuf>,
     delimiter: char,
 }
 
@@ -80,6 +82,21 @@ impl Registry {
     }
 
     fn disable(&mut self, file: &Path, errs: Vec<ConfigError>, previous: Option<&Registry>) {
+        // An invalid edit of a list that was serving keeps its last good version serving.
+        let last_good = previous.and_then(|p| {
+            p.lists.iter().find_map(|(k, s)| match s {
+                ListState::Active(l) if l.file == file => Some((k.clone(), l.clone())),
+                _ => None,
+            })
+        });
+        if let Some((key, list)) = last_good {
+            if !self.lists.contains_key(&key) {
+                self.lists.insert(key, ListState::Active(list));
+                self.kept.push(file.to_path_buf());
+                self.errors.extend(errs);
+                return;
+            }
+        }
         let reason = errs.first().map(|e| e.to_string()).unwrap_or_default();
         let state = ListState::Disabled {
             file: file.to_path_buf(),
@@ -150,6 +167,11 @@ impl Registry {
         v
     }
 
+    /// Files whose edit was invalid and whose previous version still serves.
+    pub fn kept(&self) -> &[PathBuf] {
+        &self.kept
+    }
+
     /// Problems found while loading (every file, every error).
     pub fn errors(&self) -> &[ConfigError] {
         &self.errors
@@ -205,12 +227,18 @@ mod tests {
         assert_eq!(reg.errors().len(), 2);
         assert!(reg.get("nosuch@example.org").is_none());
 
-        // Broken on reload beyond recognition: keeps its address, answers 451.
+        // An invalid edit keeps the last good version serving (and reports the error).
         std::fs::write(dir.path().join("dev.toml"), "][").expect("write");
         let reg2 = Registry::load(dir.path(), '+', Some(&reg));
         assert!(matches!(
             reg2.get("dev@example.org"),
-            Some(ListState::Disabled { .. })
+            Some(ListState::Active(_))
         ));
+        assert_eq!(reg2.kept().len(), 1);
+        assert_eq!(reg2.errors().len(), 3);
+        // Removing the file removes the list.
+        std::fs::remove_file(dir.path().join("dev.toml")).expect("rm");
+        let reg3 = Registry::load(dir.path(), '+', Some(&reg2));
+        assert!(reg3.get("dev@example.org").is_none());
     }
 }

@@ -78,7 +78,11 @@ pub fn load_registry(config: &Config, previous: Option<&Registry>) -> Registry {
         previous,
     );
     for e in reg.errors() {
-        tracing::error!(error = %e, "list disabled by a configuration error");
+        if reg.kept().contains(&e.file) {
+            tracing::error!(error = %e, "invalid edit ignored: the list keeps serving its last good version");
+        } else {
+            tracing::error!(error = %e, "list disabled by a configuration error");
+        }
     }
     reg
 }

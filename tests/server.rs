@@ -125,12 +125,19 @@ async fn serves_unix_and_tcp_reloads_and_stops_cleanly() {
         "address = \"qa@example.org\"\nowners = [\"o@owners.test\"]\n",
     )
     .expect("write");
+    // ops was good before: its invalid edit keeps the good version serving. new is broken
+    // from the start: its address answers 451.
     std::fs::write(
         lists.join("ops.toml"),
         "address = \"ops@example.org\"\nowners = []\n",
     )
     .expect("write");
-    let probe = "LHLO t\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<qa@example.org>\r\nRCPT TO:<ops@example.org>\r\nRCPT TO:<dev@example.org>\r\nQUIT\r\n";
+    std::fs::write(
+        lists.join("new.toml"),
+        "address = \"new@example.org\"\nowners = []\n",
+    )
+    .expect("write");
+    let probe = "LHLO t\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<qa@example.org>\r\nRCPT TO:<new@example.org>\r\nRCPT TO:<ops@example.org>\r\nRCPT TO:<dev@example.org>\r\nQUIT\r\n";
     let mut last = String::new();
     for _ in 0..200 {
         last = dialogue(
@@ -145,9 +152,10 @@ async fn serves_unix_and_tcp_reloads_and_stops_cleanly() {
     }
     assert!(last.contains("250 2.1.5 <qa@example.org>"), "{last}");
     assert!(
-        last.contains("451 4.3.5 the list ops@example.org"),
+        last.contains("451 4.3.5 the list new@example.org"),
         "{last}"
     );
+    assert!(last.contains("250 2.1.5 <ops@example.org>"), "{last}");
     assert!(last.contains("250 2.1.5 <dev@example.org>"), "{last}");
 
     let _ = stop_tx.send(());
