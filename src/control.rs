@@ -5,6 +5,7 @@
 //! line protocol:
 //!
 //! ```text
+//! C: status              (counters, lists; then `.`)
 //! C: add LIST            C: remove LIST          C: list LIST        C: count LIST
 //! C: address lines...    C: address lines...     S: addresses...     S: ok N
 //! C: .                   C: .                    S: .
@@ -67,6 +68,35 @@ async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::R
     let (verb, rest) = first.split_once(' ').unwrap_or((first.as_str(), ""));
     let (list, args) = rest.split_once(' ').unwrap_or((rest, ""));
     let reg = ctx.registry.borrow().clone();
+    if verb == "status" {
+        let mut out = format!("version {}\n", env!("CARGO_PKG_VERSION"));
+        out.push_str(&format!(
+            "uptime_secs {}\n",
+            crate::server::uptime().as_secs()
+        ));
+        let all = reg.all();
+        let active = all
+            .iter()
+            .filter(|(_, s)| matches!(s, crate::registry::ListState::Active(_)))
+            .count();
+        out.push_str(&format!(
+            "lists_active {active}\nlists_disabled {}\n",
+            all.len() - active
+        ));
+        for line in crate::stats::lines() {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        for (key, state) in all {
+            let word = match state {
+                crate::registry::ListState::Active(_) => "active",
+                crate::registry::ListState::Disabled { .. } => "DISABLED",
+            };
+            out.push_str(&format!("list {key} {word}\n"));
+        }
+        out.push_str(".\n");
+        return w.write_all(out.as_bytes()).await;
+    }
     let Some(list) = reg.find(list) else {
         let msg = format!("err no active list {list:?} is configured\n");
         return w.write_all(msg.as_bytes()).await;

@@ -9,14 +9,17 @@
 //! - [`lmtp`]     RFC 2033 server: I/O-free replies, the `Session<S>` state machine, the listeners
 //! - [`route`]    recipient address -> (list, role)
 //! - [`pipeline`] per-role handling: classify (loops, posting policy), decorate, fan-out, owner
+//! - [`bounce`]   what a mail to NAME-bounces@ says (DSN, MTA formats, auto-replies) and VERP
 //! - [`reinject`] SMTP client connections and the pool of parallel infeeds into the MTA
 //! - [`store`]    the embedded redb store: members and the fan-out journal
 //! - [`notice`]   every generated mail: templates (defaults + per-list overrides), rendering, building
 //! - [`control`]  a local control socket so the CLI can change the store of a running server
+//! - [`stats`]    process-wide counters for `listkeeper status`
 //! - [`server`]   wires it all together: listeners, signals, reload, graceful shutdown
 //! - [`cli`]      the `listkeeper` command line
 
 pub mod address;
+pub mod bounce;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -27,4 +30,5 @@ pub mod registry;
 pub mod reinject;
 pub mod route;
 pub mod server;
+pub mod stats;
 pub mod store;

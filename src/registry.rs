@@ -90,8 +90,8 @@ impl Registry {
             })
         });
         if let Some((key, list)) = last_good {
-            if !self.lists.contains_key(&key) {
-                self.lists.insert(key, ListState::Active(list));
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.lists.entry(key) {
+                slot.insert(ListState::Active(list));
                 self.kept.push(file.to_path_buf());
                 self.errors.extend(errs);
                 return;

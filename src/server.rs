@@ -18,6 +18,36 @@ use crate::registry::Registry;
 use crate::reinject::Pool;
 use crate::store::{Store, StoreError};
 
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Time since the server started (zero before).
+pub fn uptime() -> std::time::Duration {
+    STARTED.get().map(|t| t.elapsed()).unwrap_or_default()
+}
+
+/// Tell systemd (Type=notify) about our state: `READY=1`, `STOPPING=1`. Does nothing
+/// without `$NOTIFY_SOCKET`.
+pub fn sd_notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+    let sent = match bytes.strip_prefix(b"@") {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            std::os::unix::net::SocketAddr::from_abstract_name(name)
+                .and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
+        }
+        None => sock.send_to(state.as_bytes(), &path),
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
+}
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -93,6 +123,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     mut reload: mpsc::Receiver<()>,
 ) -> Result<(), ServerError> {
+    let _ = STARTED.set(std::time::Instant::now());
     let config = Arc::new(config);
     let store = Store::open(&config.server.data_dir, config.store.cache_size)?;
     let registry = Arc::new(load_registry(&config, None));
@@ -121,12 +152,16 @@ pub async fn run(
     let mut sockets: Vec<PathBuf> = Vec::new();
     let mut tasks = JoinSet::new();
     for l in &config.server.lmtp_listen {
-        let bound = listener::bind(l, config.server.lmtp_socket_mode)
-            .await
-            .map_err(|source| ServerError::Listen {
-                listen: l.to_string(),
-                source,
-            })?;
+        let bound = listener::bind(
+            l,
+            config.server.lmtp_socket_mode,
+            config.server.lmtp_socket_group,
+        )
+        .await
+        .map_err(|source| ServerError::Listen {
+            listen: l.to_string(),
+            source,
+        })?;
         if let Listen::Unix(p) = l {
             sockets.push(p.clone());
         }
@@ -151,6 +186,7 @@ pub async fn run(
     let (fs_tx, mut fs_rx) = mpsc::channel::<()>(1);
     let _watcher = watch_lists_dir(&config.server.lists_dir, fs_tx);
     tracing::info!(target = %config.reinject.target, connections = config.reinject.connections, "listkeeper ready");
+    sd_notify("READY=1");
 
     tokio::pin!(shutdown);
     loop {
@@ -187,6 +223,7 @@ pub async fn run(
     }
 
     tracing::info!("shutting down: no new sessions, finishing the ones in flight");
+    sd_notify("STOPPING=1");
     let _ = stop_tx.send(true);
     let grace = config.server.shutdown_timeout;
     let drained =

@@ -294,3 +294,37 @@ async fn works_without_pipelining_and_reuses_connections() {
     assert_eq!(sink.transactions().len(), 3);
     assert_eq!(*sink.connections.lock().expect("lock"), 1);
 }
+
+/// A sender that trickles its message is cut off when the DATA phase runs out of time, even
+/// though each byte arrives well within the idle timeout (slow-loris).
+#[tokio::test(start_paused = true)]
+async fn a_trickled_message_is_cut_off_with_421() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::new(
+        "127.0.0.1:9",
+        "[limits]\ndata_timeout_secs = 5\nidle_timeout_secs = 300\n",
+    );
+    let (mut ours, theirs) = tokio::io::duplex(4096);
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(listkeeper::lmtp::Session::new(theirs, h.context(), stop_rx).run());
+    ours.write_all(b"LHLO t\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<dev@example.org>\r\nDATA\r\n")
+        .await
+        .expect("write");
+    for _ in 0..10 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        if ours.write_all(b"x").await.is_err() {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    let _ = ours.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("421 4.4.2 the message is arriving too slowly"),
+        "{text}"
+    );
+    assert_eq!(
+        server.await.ok(),
+        Some(listkeeper::lmtp::session::End::Timeout)
+    );
+}

@@ -407,3 +407,51 @@ async fn operator_moderates_over_the_control_socket() {
     let _ = b.stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), b.server).await;
 }
+
+/// `listkeeper status` and systemd's readiness notification.
+#[tokio::test]
+async fn status_reports_counters_and_readiness_is_notified() {
+    // A Type=notify service gets READY=1 once the listeners are bound.
+    let notify_dir = tempfile::tempdir().expect("tempdir");
+    let notify_path = notify_dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind");
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // SAFETY of the test: this test binary's other tests do not read NOTIFY_SOCKET.
+    unsafe { std::env::set_var("NOTIFY_SOCKET", &notify_path) };
+    let b = boot(&[("dev", common::DEV_LIST)]).await;
+    let ready = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 64];
+        notify
+            .recv(&mut buf)
+            .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+    .await
+    .expect("join");
+    unsafe { std::env::remove_var("NOTIFY_SOCKET") };
+    assert_eq!(ready.ok().as_deref(), Some("READY=1"));
+
+    let post = common::post("p@outside.test", "dev@example.org", "counted");
+    dialogue(
+        tokio::net::UnixStream::connect(&b.sock)
+            .await
+            .expect("unix"),
+        &format!("LHLO t\r\n{post}QUIT\r\n"),
+    )
+    .await;
+    let status = control(&b.control, |c| c.request("status"))
+        .await
+        .expect("status");
+    let text = status.join("\n");
+    assert!(text.contains("lists_active 1"), "{text}");
+    assert!(text.contains("list dev@example.org active"), "{text}");
+    let distributed: u64 = status
+        .iter()
+        .find_map(|l| l.strip_prefix("posts_distributed "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(distributed >= 1, "{text}");
+    let _ = b.stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), b.server).await;
+}

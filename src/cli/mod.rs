@@ -7,6 +7,7 @@ mod lists;
 mod members;
 mod pending;
 mod serve;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,8 @@ enum Command {
     Serve(ConfigArg),
     /// Validate the global file and every list file; exit 1 on any error.
     Check(ConfigArg),
+    /// Ask the running server for its lists, sessions in flight and counters.
+    Status(ConfigArg),
     /// Show the configured lists, their state and member counts.
     Lists(ConfigArg),
     /// Add, remove or list the members of a list.
@@ -81,6 +84,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(c) => serve::run(&c.config),
         Command::Check(c) => check::run(&c.config),
         Command::Lists(c) => lists::run(&c.config),
+        Command::Status(c) => status::run(&c.config),
         Command::Members(m) => members::run(m),
         Command::Pending(p) => pending::run(p),
         Command::Held(h) => held::run(h),

@@ -64,6 +64,8 @@ pub struct ServerConfig {
     pub lmtp_listen: Vec<Listen>,
     /// Permission bits of unix listener sockets (the MTA's delivery agent must be able to write).
     pub lmtp_socket_mode: u32,
+    /// Group of unix listener sockets (e.g. the MTA's `postfix` group), by id.
+    pub lmtp_socket_group: Option<u32>,
     /// Where the store lives.
     pub data_dir: PathBuf,
     /// One TOML file per list.
@@ -104,6 +106,8 @@ pub struct Limits {
     pub max_sessions: usize,
     /// A session idle for this long is closed with 421.
     pub idle_timeout: Duration,
+    /// The whole DATA phase must end within this (against slow senders holding a session).
+    pub data_timeout: Duration,
 }
 
 /// `[store]`: the embedded database.
@@ -168,6 +172,12 @@ pub const BOUNDS: &[Bound] = &[
     Bound {
         key: "limits.idle_timeout_secs",
         default: 300,
+        min: 1,
+        max: 86_400,
+    },
+    Bound {
+        key: "limits.data_timeout_secs",
+        default: 600,
         min: 1,
         max: 86_400,
     },
@@ -250,6 +260,7 @@ struct RawRequests {
 struct RawServer {
     lmtp_listen: Option<Spanned<Vec<Spanned<String>>>>,
     lmtp_socket_mode: Option<Spanned<String>>,
+    lmtp_socket_group: Option<Spanned<String>>,
     data_dir: Option<Spanned<String>>,
     lists_dir: Option<Spanned<String>>,
     recipient_delimiter: Option<Spanned<String>>,
@@ -275,6 +286,7 @@ struct RawLimits {
     max_recipients: Option<Spanned<u64>>,
     max_sessions: Option<Spanned<u64>>,
     idle_timeout_secs: Option<Spanned<u64>>,
+    data_timeout_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -378,8 +390,25 @@ impl Config {
                 }
             }
         }
+        let group = match &s.lmtp_socket_group {
+            None => None,
+            Some(g) => match group_id(g.get_ref()) {
+                Some(id) => Some(id),
+                None => {
+                    c.fail(
+                        g.span(),
+                        "server.lmtp_socket_group",
+                        format!(
+                            "no group {:?} on this system (a name from /etc/group or a number)",
+                            g.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
         let mode = match &s.lmtp_socket_mode {
-            None => 0o666,
+            None => 0o660,
             Some(m) => match u32::from_str_radix(m.get_ref().trim_start_matches("0o"), 8) {
                 Ok(v) if v <= 0o777 => v,
                 _ => {
@@ -388,7 +417,7 @@ impl Config {
                         "server.lmtp_socket_mode",
                         "must be an octal mode such as \"0660\"",
                     );
-                    0o666
+                    0o660
                 }
             },
         };
@@ -463,6 +492,9 @@ impl Config {
             idle_timeout: Duration::from_secs(
                 c.bounded("limits.idle_timeout_secs", &l.idle_timeout_secs),
             ),
+            data_timeout: Duration::from_secs(
+                c.bounded("limits.data_timeout_secs", &l.data_timeout_secs),
+            ),
         };
         let st = &raw.store;
         let store = StoreConfig {
@@ -489,6 +521,7 @@ impl Config {
             server: ServerConfig {
                 lmtp_listen: listen,
                 lmtp_socket_mode: mode,
+                lmtp_socket_group: group,
                 data_dir,
                 lists_dir,
                 recipient_delimiter: delimiter,
@@ -502,6 +535,19 @@ impl Config {
             requests,
         })
     }
+}
+
+/// A group by name (from /etc/group) or number.
+fn group_id(name: &str) -> Option<u32> {
+    if let Ok(id) = name.parse::<u32>() {
+        return Some(id);
+    }
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
 }
 
 fn parse_listen(entry: &str, base: &Path) -> Result<Listen, String> {

@@ -24,7 +24,7 @@ pub enum Bound {
 
 /// Bind one listener. A stale unix socket file from an earlier run is replaced; its mode is
 /// set so that the MTA's delivery agent can connect.
-pub async fn bind(listen: &Listen, mode: u32) -> std::io::Result<Bound> {
+pub async fn bind(listen: &Listen, mode: u32, group: Option<u32>) -> std::io::Result<Bound> {
     match listen {
         Listen::Tcp(addr) => Ok(Bound::Tcp(TcpListener::bind(addr).await?)),
         Listen::Unix(path) => {
@@ -33,6 +33,9 @@ pub async fn bind(listen: &Listen, mode: u32) -> std::io::Result<Bound> {
             }
             remove_stale_socket(path)?;
             let l = UnixListener::bind(path)?;
+            if let Some(gid) = group {
+                std::os::unix::fs::chown(path, None, Some(gid))?;
+            }
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
             Ok(Bound::Unix(l))
         }
@@ -133,6 +136,9 @@ async fn guarded<S: AsyncRead + AsyncWrite + Unpin>(
             .await;
         return;
     };
+    crate::stats::SESSIONS.inc();
+    crate::stats::SESSIONS_TOTAL.inc();
     let end = Session::new(s, ctx, shutdown).run().await;
+    crate::stats::SESSIONS.dec();
     tracing::debug!(?end, "lmtp session ended");
 }

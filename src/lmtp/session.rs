@@ -46,6 +46,8 @@ enum Mode {
         receiver: DataReceiver,
         message: Vec<u8>,
         too_big: bool,
+        /// The whole DATA phase must end by then.
+        deadline: tokio::time::Instant,
     },
 }
 
@@ -107,13 +109,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return End::Io(e.to_string());
             }
             let in_data = matches!(self.mode, Mode::Data { .. });
+            let wait = match &self.mode {
+                Mode::Data { deadline, .. } => {
+                    idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()))
+                }
+                Mode::Command => idle,
+            };
             let n = tokio::select! {
-                r = tokio::time::timeout(idle, self.stream.read(&mut chunk)) => match r {
+                r = tokio::time::timeout(wait, self.stream.read(&mut chunk)) => match r {
                     Ok(Ok(0)) => return End::Closed,
                     Ok(Ok(n)) => n,
                     Ok(Err(e)) => return End::Io(e.to_string()),
                     Err(_) => {
-                        self.say(Reply::new(421, (4, 4, 2), "idle for too long, closing"));
+                        let why = if in_data { "the message is arriving too slowly, closing" } else { "idle for too long, closing" };
+                        self.say(Reply::new(421, (4, 4, 2), why));
                         let _ = self.flush().await;
                         return End::Timeout;
                     }
@@ -150,6 +159,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             receiver,
             message,
             too_big,
+            ..
         } = &mut self.mode
         {
             let complete = receiver.ingest(it, message);
@@ -315,6 +325,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     receiver,
                     message: Vec::with_capacity(16 * 1024),
                     too_big: false,
+                    deadline: tokio::time::Instant::now() + self.ctx.config.limits.data_timeout,
                 };
                 self.say(Reply::new(
                     354,

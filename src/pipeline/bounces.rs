@@ -43,6 +43,7 @@ async fn process(
     d: &Delivery,
     ext: Option<&str>,
 ) -> Result<String, PostError> {
+    crate::stats::BOUNCES.inc();
     let report = bounce::parse(&d.raw);
     let now = now_secs();
     if let Some(token) = ext.and_then(|e| e.strip_prefix(PROBE_PREFIX)) {

@@ -174,6 +174,8 @@ async fn post(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery) -> Reply {
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     match result {
         Ok(Posted::Distributed(s)) => {
+            crate::stats::POSTS_DISTRIBUTED.inc();
+            crate::stats::COPIES.add(s.accepted);
             tracing::info!(
                 session = d.session, list = %list.key(), message_id = %message_id, sender = %d.sender,
                 members = s.members, copies = s.accepted, refused = s.refused, skipped = s.skipped,
@@ -186,15 +188,22 @@ async fn post(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery) -> Reply {
             ))
         }
         Ok(Posted::Discarded(why)) => {
+            crate::stats::POSTS_DISCARDED.inc();
             tracing::info!(session = d.session, list = %list.key(), message_id = %message_id, sender = %d.sender, outcome = "discarded", reason = %why, ms = format_args!("{ms:.1}"), "post");
             Reply::ok(format!("discarded: {why}"))
         }
         Ok(Posted::Held { token, reasons }) => {
+            crate::stats::POSTS_HELD.inc();
             tracing::info!(session = d.session, list = %list.key(), message_id = %message_id, sender = %d.sender, outcome = "held", token = %token, reason = %reasons, ms = format_args!("{ms:.1}"), "post");
             Reply::ok(format!("held for moderation: {reasons}"))
         }
         Err(e) => {
             let reply = reply_for(&e);
+            if reply.code / 100 == 4 {
+                crate::stats::DEFERRED.inc();
+            } else {
+                crate::stats::POSTS_REJECTED.inc();
+            }
             tracing::warn!(
                 session = d.session, list = %list.key(), message_id = %message_id, sender = %d.sender,
                 outcome = if reply.code / 100 == 4 { "deferred" } else { "rejected" }, error = %e, reply = %reply,

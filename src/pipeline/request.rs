@@ -113,6 +113,7 @@ pub(crate) fn new_token() -> Result<String, PostError> {
 
 /// Handle one mail to a membership address of `list`.
 pub async fn handle(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery, action: &Action) -> Reply {
+    crate::stats::REQUESTS.inc();
     let inc = read_incoming(d);
     let log_ctx = |outcome: &str, detail: &str| {
         tracing::info!(
