@@ -23,8 +23,9 @@ Subcommands:
                                    --now: no waiting, exactly N (0 allowed) must match now
   count --base DIR --user U        print how many messages U's Maildir holds
   header FILE NAME                 print the (unfolded) value of header NAME of FILE, or fail
-  check FILE [--match NAME:TEXT...] [--regex NAME:REGEX...] [--body-contains T...]
-                                   the message in FILE passes every check
+  check FILE [--match NAME:TEXT...] [--regex NAME:REGEX...] [--body-contains T...] [--lacks T...]
+                                   the message in FILE passes every check (--lacks: T occurs
+                                   neither in its raw bytes nor in its decoded text)
   reply FILE --port P --from ADDR [--to ADDR] [--text TEXT]
                                    answer FILE the way a mail client does: To its Reply-To (else
                                    its From), "Re: " Subject, In-Reply-To and References, the
@@ -309,7 +310,15 @@ def cmd_header(args):
 
 
 def cmd_check(args):
-    problems = check_message(read_message(args.file), args.match, args.regex, args.body_contains)
+    msg = read_message(args.file)
+    problems = check_message(msg, args.match, args.regex, args.body_contains)
+    if args.lacks:
+        with open(args.file, "rb") as f:
+            raw = f.read().decode("utf-8", "replace")
+        text = text_of(msg)
+        for t in args.lacks:
+            if t.lower() in raw.lower() or t.lower() in text.lower():
+                problems.append(f"contains {t!r}")
     if problems:
         for p in problems:
             print(f"mailtool: {args.file}: {p}", file=sys.stderr)
@@ -416,6 +425,7 @@ def main():
     s.add_argument("--match", action="append", default=[], metavar="NAME:TEXT")
     s.add_argument("--regex", action="append", default=[], metavar="NAME:REGEX")
     s.add_argument("--body-contains", action="append", default=[])
+    s.add_argument("--lacks", action="append", default=[])
     s.set_defaults(fn=cmd_check)
 
     s = sub.add_parser("reply")

@@ -16,6 +16,10 @@
 #      the new member, leave the same way; a join of a member; a forged join (tests/e2e/flows.sh)
 #   g. moderation: a stranger's post held, approved by the moderator's reply exactly once, a
 #      second approval sends nothing; a rejection reaches the poster (tests/e2e/flows.sh)
+#   h. personalized delivery and bounces: per-member copies with VERP, footer and
+#      List-Unsubscribe; a member address Postfix bounces (5.1.1), Postfix's DSN to its VERP
+#      address disables it (owner told, no more copies); unsubscribe by the member's own
+#      List-Unsubscribe address; members enable (tests/e2e/bounces.sh)
 #
 # Environment: LISTKEEPER_BIN=/path/to/listkeeper skips the build and tests that binary;
 #              KEEP_TMP=1 keeps the temporary directory even on success.
@@ -188,6 +192,9 @@ render() {
 # The steps f and g (subscription by email, moderation) and their helpers.
 # shellcheck source=flows.sh
 source "$HERE/flows.sh"
+# The step h (personalized delivery and bounces) and its helpers.
+# shellcheck source=bounces.sh
+source "$HERE/bounces.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Private Postfix instance.
@@ -236,7 +243,7 @@ CLOSED_MEMBERS=(c1 c2)
 PERF_USERS="$T/perf-members.txt"
 for i in $(seq -w 1 1000); do echo "p$i@$MEMBER_DOMAIN"; done >"$PERF_USERS"
 for user in "${DEV_MEMBERS[@]}" "${CLOSED_MEMBERS[@]}" poster outsider owner "${FLOW_USERS[@]}" \
-    $(sed 's/@.*//' "$PERF_USERS"); do
+    "${NEWS_USERS[@]}" $(sed 's/@.*//' "$PERF_USERS"); do
     printf '%s@%s\t%s/%s/\n' "$user" "$MEMBER_DOMAIN" "$MEMBER_DOMAIN" "$user"
 done >"$PFC/vmailbox"
 
@@ -329,6 +336,7 @@ subject_prefix = "[perf]"
 footer = "Performance list\nPost to {list_address}."
 EOF
 flows_lists
+bounces_lists
 
 "$BIN" check --config "$LKCONF" >>"$LKLOG" 2>&1 || fail "listkeeper check rejects the test config; see $LKLOG"
 
@@ -433,6 +441,7 @@ printf 'COST: 1000 members, 10 KB: %s s end to end, listkeeper peak RSS %s MB\n'
 # ---------------------------------------------------------------------------------------------
 step_f
 step_g
+step_h
 
 # ---------------------------------------------------------------------------------------------
 STEP="shutdown"

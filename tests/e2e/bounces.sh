@@ -1,0 +1,183 @@
+# shellcheck shell=bash
+# Part of tests/e2e/postfix.sh, sourced by it (it uses its helpers and variables, and those of
+# flows.sh): personalized delivery and bounce processing through the real Postfix.
+#   h. a list with delivery.mode = "personalized", verp = true, a footer naming the member and
+#      its own unsubscribe address, and bounces.threshold = 1.0 (one hard bounce disables):
+#      - each real member gets its own copy: VERP Return-Path, its own footer and
+#        List-Unsubscribe;
+#      - a member address Postfix does not know (not in virtual_mailbox_maps, so virtual(8)
+#        bounces it with 5.1.1) makes Postfix send a real DSN from MAILER-DAEMON to that
+#        member's VERP address; it is delivered over LMTP to listkeeper, which counts it and
+#        disables the member; the owner is told; the next post is not sent to the address;
+#      - a member mails its own List-Unsubscribe address through Postfix and is gone at once;
+#      - `members enable` clears the bounce record and delivery to the address resumes.
+
+# Maildir users of this step (added to Postfix's virtual mailbox map by postfix.sh); the dead
+# member's local part is deliberately NOT among them.
+NEWS_USERS=(n1 n2)
+NEWS_DEAD=ghost
+
+# bounces_lists: the list file and members this step needs (before listkeeper starts).
+bounces_lists() {
+    cat >"$LK/lists.d/news.toml" <<'EOF'
+address = "news@lists.test"
+display_name = "News"
+description = "Personalized delivery with VERP; one hard bounce disables a member"
+owners = ["owner@members.test"]
+[posting]
+policy = "open"
+[delivery]
+mode = "personalized"
+verp = true
+[bounces]
+threshold = 1.0
+[decoration]
+subject_prefix = "[news]"
+footer = "News list\nYou are subscribed as {member_address}.\nTo leave at once, write to {unsubscribe_address}"
+EOF
+    "$BIN" members add --config "$LKCONF" news@lists.test \
+        "${NEWS_USERS[@]/%/@$MEMBER_DOMAIN}" "$NEWS_DEAD@$MEMBER_DOMAIN" \
+        >>"$LKLOG" 2>&1 || fail "members add news@lists.test failed; see $LKLOG"
+}
+
+# maillog_line MARK REGEX: the first maillog line after line MARK matching REGEX (or fail).
+maillog_line() {
+    local line
+    line="$(tail -n "+$(($1 + 1))" "$MAILLOG" | grep -E -m 1 -- "$2")" ||
+        fail "no maillog line after line $1 matches: $2"
+    printf '%s\n' "$line"
+}
+# queue_id LINE: the Postfix queue id of a maillog line ("... postfix/x[pid]: QUEUEID: ...").
+queue_id() {
+    [[ "$1" =~ \]:\ ([0-9A-Za-z]+):\  ]] || fail "no queue id in maillog line: $1"
+    printf '%s\n' "${BASH_REMATCH[1]}"
+}
+bounces_list() {
+    "$BIN" bounces list --config "$LKCONF" news@lists.test 2>>"$LKLOG" ||
+        fail "listkeeper bounces list news@lists.test failed; see $LKLOG"
+}
+# re_escape TEXT: TEXT with the extended-regex metacharacters escaped.
+re_escape() { sed -e 's/[][\.*^$+?(){}|/]/\\&/g' <<<"$1"; }
+
+# ---------------------------------------------------------------------------------------------
+step_h() {
+    STEP="h. personalized delivery and bounces"
+    local dead="$NEWS_DEAD@$MEMBER_DOMAIN" dead_re verp_dead verp_dead_re
+    local token mark u other path lu unsub line qid ndr out id
+    local -a others
+    local -A unsub_of=()
+    dead_re="$(re_escape "$dead")"
+    verp_dead="news-bounces+$NEWS_DEAD=$MEMBER_DOMAIN@$LIST_DOMAIN"
+    verp_dead_re="$(re_escape "$verp_dead")"
+
+    # A post: every real member gets its own copy, with VERP and its own footer and
+    # List-Unsubscribe.
+    token="e2e-h1-$RUN_ID"
+    mark="$(maillog_mark)"
+    post "poster@$MEMBER_DOMAIN" "news@$LIST_DOMAIN" "personal $token" >/dev/null
+    mailtool wait --base "$MAILBASE" --users "${NEWS_USERS[@]}" --token "$token" --timeout "$TIMEOUT"
+    for u in "${NEWS_USERS[@]}"; do
+        path="$(find_mail "$u" --match "Subject:$token")" # exactly one copy
+        lu="$(mailtool header "$path" List-Unsubscribe)" || fail "no single List-Unsubscribe in $path"
+        [[ "$lu" =~ \<mailto:(news-leave\+[^\>?]+)\> ]] ||
+            fail "$u's List-Unsubscribe is '$lu', expected <mailto:news-leave+...>"
+        unsub="${BASH_REMATCH[1]//%3D/=}"
+        unsub="${unsub//%3d/=}"
+        [[ "$unsub" =~ ^news-leave\+[0-9a-f]{16}\.$u=members\.test@lists\.test$ ]] ||
+            fail "$u's List-Unsubscribe names '$unsub', expected news-leave+MAC.$u=$MEMBER_DOMAIN@$LIST_DOMAIN"
+        others=()
+        for other in "${NEWS_USERS[@]}" "$NEWS_DEAD"; do
+            [[ "$other" == "$u" ]] || others+=(--lacks "$other=$MEMBER_DOMAIN" --lacks "$other@$MEMBER_DOMAIN")
+        done
+        mailtool check "$path" \
+            --regex "Return-Path:<$(re_escape "news-bounces+$u=$MEMBER_DOMAIN@$LIST_DOMAIN")>" \
+            --regex "Subject:\[news\] personal $token" --match "List-Id:<news.lists.test>" \
+            --body-contains "You are subscribed as $u@$MEMBER_DOMAIN." \
+            --body-contains "To leave at once, write to $unsub" "${others[@]}"
+        unsub_of[$u]="$unsub"
+    done
+    log "h: ${NEWS_USERS[*]} each got their own copy: VERP Return-Path news-bounces+USER=$MEMBER_DOMAIN@, footer and List-Unsubscribe naming only them"
+
+    # The dead address bounces in Postfix; Postfix's DSN goes to its VERP address and over LMTP
+    # to listkeeper, which counts it and disables the member.
+    # virtual(8) says 'unknown user: "ADDRESS"' (smtpd would say "User unknown in virtual
+    # mailbox table", but the re-injection listener has no_unknown_recipient_checks).
+    wait_for "postfix to bounce $dead with 5.1.1" maillog_has "$mark" \
+        "to=<$dead_re>, relay=virtual,.* dsn=5\.1\.1, status=bounced \((unknown user: \"$dead_re\"|User unknown in virtual mailbox table)"
+    line="$(maillog_line "$mark" "to=<$dead_re>.*status=bounced")"
+    printf '    maillog: %s\n' "$line"
+    qid="$(queue_id "$line")"
+    wait_for "postfix to write a non-delivery notification for $qid" \
+        maillog_has "$mark" "postfix/bounce\[[0-9]+\]: $qid: sender non-delivery notification: "
+    line="$(maillog_line "$mark" "postfix/bounce\[[0-9]+\]: $qid: sender non-delivery notification: ")"
+    ndr="${line##*: }"
+    wait_for "the DSN $ndr to be delivered to listkeeper" \
+        maillog_has "$mark" "\]: $ndr: to=<$verp_dead_re>.* status=(sent|bounced|deferred)"
+    maillog_has "$mark" "\]: $ndr: from=<>," || fail "the DSN $ndr does not come from the null sender (MAILER-DAEMON)"
+    maillog_show "$mark" "\]: $ndr: (from|to)="
+    maillog_has "$mark" "postfix/listkeeper/lmtp\[[0-9]+\]: $ndr: to=<$verp_dead_re>, relay=[^,]*lmtp\.sock\],.* status=sent \(250 2\.0\.0 .*bounce counted for 1 member\(s\)\)" ||
+        fail "the DSN $ndr to $verp_dead was not answered 'bounce counted for 1 member(s)' by listkeeper"
+    out="$(bounces_list)"
+    sed 's/^/    bounces list: /' <<<"$out"
+    grep -Eq "^$dead_re +[0-9.]+ +.* disabled\$" <<<"$out" ||
+        fail "listkeeper bounces list news@lists.test does not show $dead disabled"
+    for u in "${NEWS_USERS[@]}"; do
+        ! grep -Eq "^$u@members\.test .*disabled\$" <<<"$out" || fail "$u@$MEMBER_DOMAIN shown disabled"
+    done
+    path="$(find_mail owner --match "Subject:$dead disabled on news@$LIST_DOMAIN because of bounces")"
+    mailtool check "$path" --match "From:news-request@$LIST_DOMAIN" --regex "Auto-Submitted:auto-.*" \
+        --body-contains "members enable news@$LIST_DOMAIN $dead"
+    is_member news@lists.test "$dead" || fail "$dead was removed; a disabled member stays subscribed"
+    log "h: Postfix bounced $dead (5.1.1); its DSN (from <>) to $verp_dead reached listkeeper over LMTP: 'bounce counted for 1 member(s)'; disabled; owner told"
+
+    # The next post reaches the real members and is not even attempted to the dead address.
+    wait_for "an empty postfix queue" queue_empty
+    token="e2e-h2-$RUN_ID"
+    mark="$(maillog_mark)"
+    post "poster@$MEMBER_DOMAIN" "news@$LIST_DOMAIN" "after the bounce $token" >/dev/null
+    mailtool wait --base "$MAILBASE" --users "${NEWS_USERS[@]}" --token "$token" --timeout "$TIMEOUT"
+    wait_for "an empty postfix queue" queue_empty
+    for u in "${NEWS_USERS[@]}"; do
+        mailtool verify --base "$MAILBASE" --users "$u" --token "$token" --exact 1 \
+            --return-path "news-bounces+$u=$MEMBER_DOMAIN@$LIST_DOMAIN" \
+            --body-contains "You are subscribed as $u@$MEMBER_DOMAIN."
+    done
+    if maillog_has "$mark" "to=<$dead_re>"; then
+        maillog_show "$mark" "to=<$dead_re>"
+        fail "the post after disabling was sent to $dead"
+    fi
+    log "h: the next post reached ${NEWS_USERS[*]}; no delivery attempt to $dead in the maillog"
+
+    # A member writes to the unsubscribe address of its copy's List-Unsubscribe: gone at once.
+    u="${NEWS_USERS[0]}"
+    id="$(msgid "h-unsub-$RUN_ID")"
+    send_mail "$u@$MEMBER_DOMAIN" "${unsub_of[$u]}" "unsubscribe" "" "$id"
+    path="$(find_mail "$u" --match "Subject:You have left news@$LIST_DOMAIN")"
+    mailtool check "$path" --match "From:news-request@$LIST_DOMAIN" --body-contains "no longer subscribed" \
+        --regex "Auto-Submitted:auto-.*"
+    ! is_member news@lists.test "$u@$MEMBER_DOMAIN" ||
+        fail "members list news@lists.test still shows $u@$MEMBER_DOMAIN after the goodbye"
+    is_member news@lists.test "${NEWS_USERS[1]}@$MEMBER_DOMAIN" ||
+        fail "${NEWS_USERS[1]}@$MEMBER_DOMAIN left too"
+    log "h: $u wrote to ${unsub_of[$u]}; goodbye arrived; no longer a member"
+
+    # members enable: the bounce record is gone and delivery to the address resumes.
+    "$BIN" members enable --config "$LKCONF" news@lists.test "$dead" >>"$LKLOG" 2>&1 ||
+        fail "listkeeper members enable news@lists.test $dead failed; see $LKLOG"
+    out="$(bounces_list)"
+    if grep -Eq "^$dead_re " <<<"$out"; then
+        sed 's/^/    bounces list: /' <<<"$out"
+        fail "bounces list news@lists.test still shows $dead after members enable"
+    fi
+    wait_for "an empty postfix queue" queue_empty
+    token="e2e-h3-$RUN_ID"
+    mark="$(maillog_mark)"
+    post "poster@$MEMBER_DOMAIN" "news@$LIST_DOMAIN" "after enable $token" >/dev/null
+    mailtool wait --base "$MAILBASE" --users "${NEWS_USERS[1]}" --token "$token" --timeout "$TIMEOUT"
+    wait_for "a delivery attempt to the re-enabled $dead" maillog_has "$mark" "to=<$dead_re>.*status=bounced"
+    wait_for "an empty postfix queue" queue_empty
+    maillog_show "$mark" "to=<$dead_re>|to=<$verp_dead_re>"
+    mailtool verify --base "$MAILBASE" --users "$u" --token "$token" --exact 0
+    log "h: members enable cleared $dead's bounce record; the next post was attempted to it again"
+    log "PASS h: personalized copies with VERP, a real Postfix DSN disabled the dead member, unsubscribe by List-Unsubscribe, enable"
+}
