@@ -74,6 +74,14 @@ async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::R
             "uptime_secs {}\n",
             crate::server::uptime().as_secs()
         ));
+        let cfg = ctx.config();
+        out.push_str(&format!(
+            "reinject_connections {}\nreinject_batch {}\nmax_recipients {}\nmax_sessions {}\n",
+            ctx.pool.connections(),
+            ctx.pool.batch_size(),
+            cfg.limits.max_recipients,
+            cfg.limits.max_sessions
+        ));
         let all = reg.all();
         let active = all
             .iter()

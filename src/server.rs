@@ -64,6 +64,117 @@ pub enum ServerError {
     },
 }
 
+/// What to reload.
+#[derive(Debug, Clone, Copy)]
+enum Reload {
+    /// SIGHUP: the global file and the lists.
+    Signal,
+    /// A file event in the lists directory.
+    Lists,
+    /// A file event on the global file.
+    Global,
+}
+
+/// Read the global file again and apply what can change while running: `[limits]`,
+/// `[requests]`, `store.journal_ttl_secs`, and `reinject.connections` /
+/// `max_recipients_per_transaction`. Everything else is logged as needing a restart and keeps
+/// its running value. An invalid file changes nothing.
+async fn reload_global(
+    current: &Arc<Config>,
+    ctx: &Context,
+    limit: &Semaphore,
+) -> Option<Arc<Config>> {
+    let path = current.path.clone();
+    let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
+        .await
+        .ok()?;
+    let new = match loaded {
+        Ok(c) => c,
+        Err(errs) => {
+            for e in errs {
+                tracing::error!(error = %e, "invalid global file ignored; the running settings stay");
+            }
+            return None;
+        }
+    };
+    let mut restart: Vec<&str> = Vec::new();
+    let (a, b) = (&current.server, &new.server);
+    if a.lmtp_listen != b.lmtp_listen {
+        restart.push("server.lmtp_listen");
+    }
+    if (a.lmtp_socket_mode, a.lmtp_socket_group) != (b.lmtp_socket_mode, b.lmtp_socket_group) {
+        restart.push("server.lmtp_socket_mode/group");
+    }
+    if a.data_dir != b.data_dir || a.control_socket != b.control_socket {
+        restart.push("server.data_dir/control_socket");
+    }
+    if a.lists_dir != b.lists_dir || a.recipient_delimiter != b.recipient_delimiter {
+        restart.push("server.lists_dir/recipient_delimiter");
+    }
+    if a.worker_threads != b.worker_threads || a.shutdown_timeout != b.shutdown_timeout {
+        restart.push("server.worker_threads/shutdown_timeout_secs");
+    }
+    if current.store.cache_size != new.store.cache_size {
+        restart.push("store.cache_size");
+    }
+    restart.extend(ctx.pool.apply(&new.reinject));
+    let (old_max, new_max) = (current.limits.max_sessions, new.limits.max_sessions);
+    if new_max > old_max {
+        limit.add_permits(new_max - old_max);
+    } else if new_max < old_max {
+        limit.forget_permits(old_max - new_max);
+    }
+    let mut next = new.clone();
+    next.server = current.server.clone();
+    next.store.cache_size = current.store.cache_size;
+    next.reinject.target = current.reinject.target.clone();
+    next.reinject.helo_name = current.reinject.helo_name.clone();
+    next.reinject.timeout = current.reinject.timeout;
+    if restart.is_empty() {
+        tracing::info!(
+            connections = next.reinject.connections,
+            max_sessions = next.limits.max_sessions,
+            "global file reloaded"
+        );
+    } else {
+        tracing::warn!(needs_restart = %restart.join(", "), "global file reloaded; these changes take effect after a restart");
+    }
+    Some(Arc::new(next))
+}
+
+/// Watch the global file (through its directory, so that an editor's rename is seen too).
+fn watch_global_file(
+    path: &std::path::Path,
+    tx: mpsc::Sender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())?
+        .to_path_buf();
+    let name = path.file_name()?.to_os_string();
+    let handler = move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            if !ev.kind.is_access()
+                && ev
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name() == Some(name.as_os_str()))
+            {
+                let _ = tx.try_send(());
+            }
+        }
+    };
+    let mut watcher = notify::recommended_watcher(handler).ok()?;
+    match watcher.watch(&dir, RecursiveMode::NonRecursive) {
+        Ok(()) => Some(watcher),
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the global file; reload with SIGHUP");
+            None
+        }
+    }
+}
+
 /// How long a burst of file events must be quiet before the lists are reloaded.
 const RELOAD_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -136,8 +247,9 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let pool = Pool::start(&config.reinject);
+    let (config_tx, config_rx) = watch::channel(config.clone());
     let ctx = Arc::new(Context {
-        config: config.clone(),
+        config: config_rx,
         registry: reg_rx.clone(),
         store: store.clone(),
         pool,
@@ -185,6 +297,8 @@ pub async fn run(
     }
     let (fs_tx, mut fs_rx) = mpsc::channel::<()>(1);
     let _watcher = watch_lists_dir(&config.server.lists_dir, fs_tx);
+    let (global_tx, mut global_rx) = mpsc::channel::<()>(1);
+    let _global_watcher = watch_global_file(&config.path, global_tx);
     tracing::info!(target = %config.reinject.target, connections = config.reinject.connections, "listkeeper ready");
     sd_notify("READY=1");
 
@@ -194,29 +308,42 @@ pub async fn run(
             _ = &mut shutdown => break,
             r = async {
                 tokio::select! {
-                    Some(()) = reload.recv() => Some("signal"),
+                    Some(()) = reload.recv() => Some(Reload::Signal),
                     Some(()) = fs_rx.recv() => {
                         // Editors write a file in several steps: let them finish, then reload once.
                         tokio::time::sleep(RELOAD_SETTLE).await;
                         while fs_rx.try_recv().is_ok() {}
-                        Some("file change")
+                        Some(Reload::Lists)
+                    }
+                    Some(()) = global_rx.recv() => {
+                        tokio::time::sleep(RELOAD_SETTLE).await;
+                        while global_rx.try_recv().is_ok() {}
+                        Some(Reload::Global)
                     }
                     else => None,
                 }
             } => {
-                let Some(why) = r else {
+                let Some(what) = r else {
                     (&mut shutdown).await;
                     break;
                 };
-                tracing::info!(reason = why, "reloading the lists");
-                let cfg = config.clone();
-                let prev = reg_tx.borrow().clone();
-                match tokio::task::spawn_blocking(move || load_registry(&cfg, Some(&prev))).await {
-                    Ok(reg) => {
-                        tracing::info!(lists = reg.active().len(), disabled = reg.errors().len(), "lists reloaded");
-                        let _ = reg_tx.send(Arc::new(reg));
+                if matches!(what, Reload::Signal | Reload::Global) {
+                    let current = config_tx.borrow().clone();
+                    if let Some(next) = reload_global(&current, &ctx, &limit).await {
+                        config_tx.send_replace(next);
                     }
-                    Err(e) => tracing::error!(error = %e, "reload failed"),
+                }
+                if matches!(what, Reload::Signal | Reload::Lists) {
+                    tracing::info!(reason = ?what, "reloading the lists");
+                    let cfg = config.clone();
+                    let prev = reg_tx.borrow().clone();
+                    match tokio::task::spawn_blocking(move || load_registry(&cfg, Some(&prev))).await {
+                        Ok(reg) => {
+                            tracing::info!(lists = reg.active().len(), disabled = reg.errors().len(), "lists reloaded");
+                            let _ = reg_tx.send(Arc::new(reg));
+                        }
+                        Err(e) => tracing::error!(error = %e, "reload failed"),
+                    }
                 }
             }
         }

@@ -455,3 +455,61 @@ async fn status_reports_counters_and_readiness_is_notified() {
     let _ = b.stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), b.server).await;
 }
+
+/// Editing the global file applies limits and re-injection parallelism live; an invalid edit
+/// changes nothing.
+#[tokio::test]
+async fn global_file_edits_apply_live() {
+    let b = boot(&[("dev", common::DEV_LIST)]).await;
+    let path = b._dir.path().join("listkeeper.toml");
+    let original = std::fs::read_to_string(&path).expect("read");
+    let status = |b: &Booted| {
+        let c = b.control.clone();
+        async move {
+            control(&c, |c| c.request("status"))
+                .await
+                .expect("status")
+                .join("\n")
+        }
+    };
+    let first = status(&b).await;
+    assert!(first.contains("reinject_connections 4"), "{first}");
+
+    std::fs::write(
+        &path,
+        format!("{original}[limits]\nmax_recipients = 1\n[reinject_]\n"),
+    )
+    .expect("write");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        status(&b).await.contains("max_recipients 1000"),
+        "an invalid file changes nothing"
+    );
+
+    std::fs::write(
+        &path,
+        original.replace("[reinject]\n", "[reinject]\nconnections = 2\n")
+            + "[limits]\nmax_recipients = 1\n",
+    )
+    .expect("write");
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = status(&b).await;
+        if text.contains("reinject_connections 2") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        text.contains("reinject_connections 2") && text.contains("max_recipients 1"),
+        "{text}"
+    );
+    let t = dialogue(
+        tokio::net::UnixStream::connect(&b.sock).await.expect("unix"),
+        "LHLO t\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<dev@example.org>\r\nRCPT TO:<dev-owner@example.org>\r\nQUIT\r\n",
+    )
+    .await;
+    assert!(t.contains("452 4.5.3"), "{t}");
+    let _ = b.stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), b.server).await;
+}

@@ -76,6 +76,7 @@ pub struct Session<S> {
     state: State,
     mode: Mode,
     registry: Arc<Registry>,
+    config: Arc<crate::config::Config>,
     receiver: RequestReceiver,
     out: Vec<u8>,
 }
@@ -84,10 +85,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// A new session; nothing is sent until [`Session::run`].
     pub fn new(stream: S, ctx: Arc<Context>, shutdown: watch::Receiver<bool>) -> Session<S> {
         let registry = ctx.registry.borrow().clone();
+        // A session keeps the settings it started with, even if the global file is reloaded.
+        let config = ctx.config();
         Session {
             stream,
             id: SESSION_IDS.fetch_add(1, Ordering::Relaxed),
-            hostname: ctx.config.reinject.helo_name.clone(),
+            hostname: config.reinject.helo_name.clone(),
+            config,
             ctx,
             shutdown,
             state: State::Fresh,
@@ -103,7 +107,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let greeting = format!("220 {} LMTP listkeeper ready\r\n", self.hostname);
         self.out.extend_from_slice(greeting.as_bytes());
         let mut chunk = vec![0u8; 8192];
-        let idle = self.ctx.config.limits.idle_timeout;
+        let idle = self.config.limits.idle_timeout;
         loop {
             if let Err(e) = self.flush().await {
                 return End::Io(e.to_string());
@@ -163,7 +167,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         } = &mut self.mode
         {
             let complete = receiver.ingest(it, message);
-            if message.len() > self.ctx.config.limits.max_message_size {
+            if message.len() > self.config.limits.max_message_size {
                 *too_big = true;
                 message.clear();
             }
@@ -196,7 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Request::Lhlo { host } => {
                 let _ = host;
                 self.state = State::Ready;
-                let size = self.ctx.config.limits.max_message_size;
+                let size = self.config.limits.max_message_size;
                 let text = format!(
                     "250-{}\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SIZE {size}\r\n",
                     self.hostname
@@ -249,7 +253,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             State::Ready => {}
         }
-        if size > self.ctx.config.limits.max_message_size {
+        if size > self.config.limits.max_message_size {
             return self.say(Reply::new(
                 552,
                 (5, 3, 4),
@@ -285,7 +289,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return self.say(Reply::new(503, (5, 5, 1), "need MAIL before RCPT"));
             }
         };
-        let reply = if rcpts.len() >= self.ctx.config.limits.max_recipients {
+        let reply = if rcpts.len() >= self.config.limits.max_recipients {
             Reply::new(452, (4, 5, 3), "too many recipients in this transaction")
         } else {
             match route::route(&self.registry, &to) {
@@ -325,7 +329,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     receiver,
                     message: Vec::with_capacity(16 * 1024),
                     too_big: false,
-                    deadline: tokio::time::Instant::now() + self.ctx.config.limits.data_timeout,
+                    deadline: tokio::time::Instant::now() + self.config.limits.data_timeout,
                 };
                 self.say(Reply::new(
                     354,

@@ -286,11 +286,14 @@ at {owner_address} to re-enable delivery.
             signed!(
                 "Hello,
 
-mail from {list_address} to {address} keeps bouncing (score {score}),
-so the member was {action}.
+mail from {list_address} to {address}
+keeps bouncing (score {score}), so the member was {action}.
 
-`listkeeper members enable {list_address} {address}` re-enables
-delivery; `listkeeper bounces list {list_address}` shows all scores.
+To re-enable delivery, run on the list server:
+
+    listkeeper members enable {list_address} {address}
+
+and `listkeeper bounces list {list_address}` shows all scores.
 "
             ),
         ),

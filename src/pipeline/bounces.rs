@@ -201,7 +201,7 @@ async fn probe(
         domain: list.address.domain(),
     };
     let bytes = crate::notice::build(&n).map_err(|_| PostError::Unparseable)?;
-    let delim = ctx.config.server.recipient_delimiter;
+    let delim = ctx.config().server.recipient_delimiter;
     let envelope = format!(
         "{}-bounces{delim}{PROBE_PREFIX}{token}@{}",
         list.name,

@@ -61,10 +61,10 @@ pub async fn fan_out(
 ) -> Result<Stats, PostError> {
     let store = ctx.store.clone();
     let done = blocking(move || store.journal_load(&key)).await?;
-    let batch_size = ctx.pool.batch_size;
+    let batch_size = ctx.pool.batch_size();
     // Personalized batches run their members' transactions in parallel themselves.
     let in_flight_max = match payload {
-        Payload::Bulk(_) => ctx.pool.connections.max(1),
+        Payload::Bulk(_) => ctx.pool.connections(),
         Payload::Personal(_) => 1,
     };
     let from = list.bounces_address();
@@ -105,7 +105,7 @@ pub async fn fan_out(
             }
             Payload::Personal(p) => {
                 stats.batches += batch.rcpts.len() as u64;
-                let (p, list, parallel) = (p.clone(), list.clone(), ctx.pool.connections.max(1));
+                let (p, list, parallel) = (p.clone(), list.clone(), ctx.pool.connections());
                 tasks.spawn(async move {
                     let statuses = personal_batch(&pool, &list, &p, &batch.rcpts, parallel).await;
                     (batch, Ok(statuses))
@@ -244,7 +244,7 @@ async fn settle(
             except: deferred,
         };
         let store = ctx.store.clone();
-        let (key, ttl) = (*key, ctx.config.store.journal_ttl.as_secs());
+        let (key, ttl) = (*key, ctx.config().store.journal_ttl.as_secs());
         if let Err(e) = blocking(move || store.journal_record(&key, &entry, ttl)).await {
             tracing::error!(error = %e, "a batch was accepted by the MTA but could not be journaled; a retry will repeat it");
             failure.get_or_insert(e);

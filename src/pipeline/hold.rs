@@ -93,7 +93,7 @@ pub async fn send_notice(
 
 /// The confirm address that carries `token`.
 pub fn confirm_address(ctx: &Context, list: &ListConfig, token: &str) -> String {
-    let delim = ctx.config.server.recipient_delimiter;
+    let delim = ctx.config().server.recipient_delimiter;
     format!(
         "{}-confirm{delim}{token}@{}",
         list.name,
@@ -238,8 +238,8 @@ pub async fn hold(
         let allowed = {
             let (store, key, to) = (ctx.store.clone(), list.key(), p.to_string());
             let (a, l) = (
-                ctx.config.requests.per_address_per_hour,
-                ctx.config.requests.per_list_per_hour,
+                ctx.config().requests.per_address_per_hour,
+                ctx.config().requests.per_list_per_hour,
             );
             blocking(move || store.rate_allow(&key, &to, now, a, l)).await?
         };
@@ -291,7 +291,7 @@ pub async fn distribute(
                 prepared,
                 footer: list.decoration.footer.clone(),
                 secret: *ctx.store.secret(),
-                delimiter: ctx.config.server.recipient_delimiter,
+                delimiter: ctx.config().server.recipient_delimiter,
                 verp: list.delivery.verp,
             }))
         }

@@ -32,8 +32,9 @@ use crate::store::{Store, StoreError};
 
 /// Everything a delivery needs, shared by all sessions.
 pub struct Context {
-    /// The global configuration.
-    pub config: Arc<Config>,
+    /// The global configuration; replaced as a whole when the global file changes (only the
+    /// settings that can change live are used from a new one).
+    pub config: watch::Receiver<Arc<Config>>,
     /// The current lists; replaced as a whole on reload.
     pub registry: watch::Receiver<Arc<Registry>>,
     /// The store.
@@ -42,6 +43,13 @@ pub struct Context {
     pub pool: Pool,
     /// Wakes the deadline task when a post is held (its expiry may be the earliest).
     pub held_changed: tokio::sync::Notify,
+}
+
+impl Context {
+    /// The current global configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.borrow().clone()
+    }
 }
 
 /// Why a delivery to one list recipient did not succeed. Mapped to a reply by

@@ -16,7 +16,7 @@ pub async fn forward(
     let wire = Arc::new(Wire::new(&decorate::normalize_line_endings(&d.raw)));
     let mut accepted = 0;
     let owners: Vec<String> = list.owners.iter().map(|a| a.to_string()).collect();
-    for chunk in owners.chunks(ctx.pool.batch_size.max(1)) {
+    for chunk in owners.chunks(ctx.pool.batch_size()) {
         let statuses = ctx
             .pool
             .send(list.bounces_address(), chunk.to_vec(), wire.clone())

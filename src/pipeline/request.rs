@@ -247,8 +247,8 @@ impl Run<'_> {
     async fn allow(&self, to: &str) -> Result<bool, PostError> {
         let (store, list, to) = (self.ctx.store.clone(), self.list.key(), to.to_string());
         let (a, l) = (
-            self.ctx.config.requests.per_address_per_hour,
-            self.ctx.config.requests.per_list_per_hour,
+            self.ctx.config().requests.per_address_per_hour,
+            self.ctx.config().requests.per_list_per_hour,
         );
         blocking(move || store.rate_allow(&list, &to, now_secs(), a, l)).await
     }
@@ -330,7 +330,7 @@ impl Run<'_> {
         if !self.allow(&self.sender.to_string()).await? {
             return Ok(Done::Throttled);
         }
-        let max = self.ctx.config.requests.max_commands;
+        let max = self.ctx.config().requests.max_commands;
         let parsed = commands::parse(Some(&self.inc.subject), &self.inc.body, max);
         if parsed.lines.is_empty() {
             self.result(
@@ -478,7 +478,7 @@ impl Run<'_> {
                     list: l.key(),
                     address: who.clone(),
                     created: now,
-                    expires: now + self.ctx.config.requests.token_ttl.as_secs(),
+                    expires: now + self.ctx.config().requests.token_ttl.as_secs(),
                     used: false,
                 };
                 let (store, p2) = (self.ctx.store.clone(), p.clone());
@@ -508,7 +508,7 @@ impl Run<'_> {
     }
 
     fn confirm_address(&self, token: &str) -> String {
-        let delim = self.ctx.config.server.recipient_delimiter;
+        let delim = self.ctx.config().server.recipient_delimiter;
         format!(
             "{}-confirm{delim}{token}@{}",
             self.list.name,
@@ -570,7 +570,7 @@ impl Run<'_> {
                     list: l.key(),
                     address: p.address.clone(),
                     created: now,
-                    expires: now + self.ctx.config.requests.token_ttl.as_secs(),
+                    expires: now + self.ctx.config().requests.token_ttl.as_secs(),
                     used: false,
                 })
             }

@@ -5,12 +5,16 @@
 //! while idle (watched by a read, not a timer), and reopened with a growing backoff after a
 //! failure: while a worker is backing off it fails jobs at once, so the LMTP client gets its
 //! 451 quickly and the MTA keeps the message.
+//!
+//! [`Pool::apply`] changes the parallelism and batch size of a running pool (a reload of the
+//! global file): new workers start, surplus ones finish their transaction and leave.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio::time::Instant;
 
 use super::client::{Client, RcptStatus, TxError, Wire};
@@ -35,35 +39,87 @@ pub struct Job {
 #[derive(Clone)]
 pub struct Pool {
     tx: mpsc::Sender<Job>,
-    /// Recipients per transaction, from the config.
-    pub batch_size: usize,
-    /// Number of connections (and so the useful parallelism of one post).
-    pub connections: usize,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    batch_size: Arc<AtomicUsize>,
+    size: Arc<watch::Sender<usize>>,
+    spawned: Arc<std::sync::Mutex<usize>>,
+    target: String,
+    helo: String,
+    timeout: Duration,
 }
 
 impl Pool {
     /// Start the workers. Nothing connects until the first job.
     pub fn start(cfg: &ReinjectConfig) -> Pool {
-        let (tx, rx) = mpsc::channel::<Job>(cfg.connections);
-        let rx = Arc::new(Mutex::new(rx));
-        for id in 0..cfg.connections {
+        // The queue holds at most a few jobs per connection: back-pressure reaches the fan-out.
+        let (tx, rx) = mpsc::channel::<Job>(cfg.connections.max(1) * 2);
+        let (size, _) = watch::channel(0usize);
+        let pool = Pool {
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+            batch_size: Arc::new(AtomicUsize::new(cfg.max_recipients_per_transaction)),
+            size: Arc::new(size),
+            spawned: Arc::new(std::sync::Mutex::new(0)),
+            target: cfg.target.clone(),
+            helo: cfg.helo_name.clone(),
+            timeout: cfg.timeout,
+        };
+        pool.resize(cfg.connections);
+        pool
+    }
+
+    /// Recipients per transaction.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Connections (the useful parallelism of one post).
+    pub fn connections(&self) -> usize {
+        (*self.size.borrow()).max(1)
+    }
+
+    /// Apply the live-changeable settings of a reloaded `[reinject]`: connections and batch
+    /// size. The target, EHLO name and timeout need a restart (returned as their key names
+    /// when they differ).
+    pub fn apply(&self, cfg: &ReinjectConfig) -> Vec<&'static str> {
+        self.batch_size
+            .store(cfg.max_recipients_per_transaction, Ordering::Relaxed);
+        self.resize(cfg.connections);
+        let mut restart = Vec::new();
+        if cfg.target != self.target {
+            restart.push("reinject.target");
+        }
+        if cfg.helo_name != self.helo {
+            restart.push("reinject.helo_name");
+        }
+        if cfg.timeout != self.timeout {
+            restart.push("reinject.timeout_secs");
+        }
+        restart
+    }
+
+    /// Run `n` workers: start the missing ones; surplus ones leave after their transaction.
+    fn resize(&self, n: usize) {
+        let n = n.max(1);
+        let Ok(mut spawned) = self.spawned.lock() else {
+            return;
+        };
+        self.size.send_replace(n);
+        for id in *spawned..n {
             let worker = Worker {
                 id,
-                target: cfg.target.clone(),
-                helo: cfg.helo_name.clone(),
-                timeout: cfg.timeout,
-                rx: rx.clone(),
+                target: self.target.clone(),
+                helo: self.helo.clone(),
+                timeout: self.timeout,
+                rx: self.rx.clone(),
+                size: self.size.subscribe(),
                 conn: None,
                 backoff: BACKOFF_MIN,
                 retry_at: None,
             };
             tokio::spawn(worker.run());
         }
-        Pool {
-            tx,
-            batch_size: cfg.max_recipients_per_transaction,
-            connections: cfg.connections,
-        }
+        *spawned = n;
     }
 
     /// Send one transaction and wait for its outcome.
@@ -96,6 +152,7 @@ struct Worker {
     helo: String,
     timeout: Duration,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    size: watch::Receiver<usize>,
     conn: Option<Client<TcpStream>>,
     backoff: Duration,
     retry_at: Option<Instant>,
@@ -104,17 +161,36 @@ struct Worker {
 impl Worker {
     async fn run(mut self) {
         let rx = self.rx.clone();
+        let mut resizable = true;
         loop {
-            let job = match self.conn.as_mut() {
-                Some(conn) => tokio::select! {
-                    job = async { rx.lock().await.recv().await } => job,
-                    _ = conn.closed() => {
-                        tracing::debug!(worker = self.id, "the MTA closed an idle re-injection connection");
-                        self.conn = None;
-                        continue;
+            if self.id >= *self.size.borrow() {
+                tracing::debug!(
+                    worker = self.id,
+                    "re-injection worker leaves (fewer connections configured)"
+                );
+                if let Some(conn) = self.conn.take() {
+                    conn.quit().await;
+                }
+                return;
+            }
+            let has_conn = self.conn.is_some();
+            let job = tokio::select! {
+                job = async { rx.lock().await.recv().await } => job,
+                _ = async {
+                    match self.conn.as_mut() {
+                        Some(c) => c.closed().await,
+                        None => std::future::pending().await,
                     }
-                },
-                None => rx.lock().await.recv().await,
+                }, if has_conn => {
+                    tracing::debug!(worker = self.id, "the MTA closed an idle re-injection connection");
+                    self.conn = None;
+                    continue;
+                }
+                changed = self.size.changed(), if resizable => {
+                    // The pool's handle is gone when this fails: stop watching for resizes.
+                    resizable = changed.is_ok();
+                    continue;
+                }
             };
             let Some(job) = job else {
                 if let Some(conn) = self.conn.take() {

@@ -265,7 +265,7 @@ impl Harness {
         let (_tx, rx) = watch::channel(Arc::new(registry));
         std::mem::forget(_tx);
         Arc::new(Context {
-            config: Arc::new(self.config.clone()),
+            config: watch::channel(Arc::new(self.config.clone())).1,
             registry: rx,
             store: self.store(),
             pool: Pool::start(&self.config.reinject),
