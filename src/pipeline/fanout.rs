@@ -77,6 +77,11 @@ pub async fn fan_out(
     let mut journaled = !done.is_empty();
 
     while !next.is_empty() {
+        // Once the journal cannot be written, every further batch would be repeated by the
+        // retry: stop sending and let the MTA retry the rest later.
+        if matches!(failure, Some(PostError::Store(_))) {
+            break;
+        }
         let current = std::mem::take(&mut next);
         let after = current.last().map(|m| m.key.clone());
         next = fetch(ctx, &list_key, after, batch_size).await?;
@@ -92,6 +97,9 @@ pub async fn fan_out(
             if let Some(r) = tasks.join_next().await {
                 settle(ctx, &key, r, journaled, &mut stats, &mut failure).await;
             }
+        }
+        if matches!(failure, Some(PostError::Store(_))) {
+            break;
         }
         let pool = ctx.pool.clone();
         match &payload {

@@ -71,6 +71,9 @@ backend_from!(
 pub struct Store {
     db: Arc<Database>,
     secret: [u8; 32],
+    /// Fault injection for tests: while this file exists, every write fails as if the disk
+    /// were full (`LISTKEEPER_FAULT_STORE_FULL=/path`, read once at open).
+    fault_full: Option<Arc<PathBuf>>,
 }
 
 /// Installation-wide values: the secret behind per-member unsubscribe tokens.
@@ -92,9 +95,15 @@ impl Store {
                     source,
                 },
             })?;
+        let fault_full =
+            std::env::var_os("LISTKEEPER_FAULT_STORE_FULL").map(|p| Arc::new(PathBuf::from(p)));
+        if let Some(p) = &fault_full {
+            tracing::warn!(file = %p.display(), "fault injection armed: store writes fail while this file exists");
+        }
         let mut store = Store {
             db: Arc::new(db),
             secret: [0; 32],
+            fault_full,
         };
         store.init_tables()?;
         store.secret = store.load_secret()?;
@@ -145,6 +154,11 @@ impl Store {
 
     /// A write transaction that is durable on commit.
     fn write(&self) -> Result<WriteTransaction, StoreError> {
+        if self.fault_full.as_ref().is_some_and(|p| p.exists()) {
+            return Err(StoreError::Backend(
+                "No space left on device (fault injection)".into(),
+            ));
+        }
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         Ok(txn)
