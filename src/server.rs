@@ -64,6 +64,18 @@ pub enum ServerError {
     },
 }
 
+/// Is `addr` (host:port) a loopback address?
+fn is_loopback(addr: &str) -> bool {
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_matches(|c| c == '[' || c == ']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// What to reload.
 #[derive(Debug, Clone, Copy)]
 enum Reload {
@@ -235,6 +247,17 @@ pub async fn run(
     mut reload: mpsc::Receiver<()>,
 ) -> Result<(), ServerError> {
     let _ = STARTED.set(std::time::Instant::now());
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    if root {
+        tracing::warn!("running as root: listkeeper needs no privileges; run it as its own user (see config/listkeeper.service)");
+    }
     let config = Arc::new(config);
     let store = Store::open(&config.server.data_dir, config.store.cache_size)?;
     let registry = Arc::new(load_registry(&config, None));
@@ -274,8 +297,13 @@ pub async fn run(
             listen: l.to_string(),
             source,
         })?;
-        if let Listen::Unix(p) = l {
-            sockets.push(p.clone());
+        match l {
+            Listen::Unix(p) => sockets.push(p.clone()),
+            Listen::Tcp(addr) if !is_loopback(addr) => tracing::warn!(
+                listen = %addr,
+                "LMTP listens on a non-loopback address: anyone who reaches it can inject list mail; keep it on 127.0.0.1 or ::1 unless a firewall protects it"
+            ),
+            Listen::Tcp(_) => {}
         }
         tracing::info!(listen = %l, "LMTP listening");
         tasks.spawn(listener::serve(
