@@ -20,8 +20,7 @@ use super::{blocking, Context, Delivery, PostError};
 use crate::address::Address;
 use crate::config::{ListConfig, Roster, SubscriptionPolicy};
 use crate::lmtp::reply::Reply;
-use crate::notice::{self, Kind, Vars};
-use crate::reinject::{RcptStatus, Wire};
+use crate::notice::{Kind, Vars};
 use crate::store::{now_secs, Completion, Decision, Pending, PendingKind};
 
 /// What a mail to a membership address is about.
@@ -216,15 +215,7 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn vars(&self, address: &str) -> Vars {
-        let l = self.list;
-        let mut v = Vars::new();
-        v.insert("list_address", l.key());
-        v.insert("list_name", l.name.clone());
-        v.insert("display_name", l.display_name.clone());
-        v.insert("description", l.description.clone());
-        v.insert("request_address", l.role_address("-request"));
-        v.insert("owner_address", l.role_address("-owner"));
-        v.insert("address", address.to_string());
+        let mut v = super::hold::list_vars(self.list, address);
         // The reply template adds its own "Re: ": drop the ones the subject already has.
         let mut subject = self.inc.subject.trim();
         while let Some(rest) = subject
@@ -261,49 +252,21 @@ impl Run<'_> {
         vars: &Vars,
         reply_to: Option<String>,
     ) -> Result<(), PostError> {
-        let Some(t) = self.list.templates.get(kind) else {
-            return Ok(());
-        };
-        let subject = notice::render(&t.subject, vars);
-        let body = notice::render(&t.body, vars);
-        let from = self.list.role_address("-request");
-        let auto = if matches!(kind, Kind::ApprovalRequest) {
-            "auto-generated"
-        } else {
-            "auto-replied"
-        };
-        let n = notice::Notice {
-            from_name: &self.list.display_name,
-            from: &from,
+        let in_reply_to = self.inc.message_id.as_deref();
+        if super::hold::send_notice(
+            self.ctx,
+            self.list,
+            kind,
             to,
-            reply_to: reply_to.as_deref(),
-            in_reply_to: self.inc.message_id.as_deref(),
-            auto_submitted: auto,
-            list_id: &self.list.decoration.list_id,
-            subject: &subject,
-            body: &body,
-            domain: self.list.address.domain(),
-        };
-        let bytes =
-            notice::build(&n).map_err(|e| PostError::Unparseable.with_log(&e.to_string()))?;
-        let wire = Arc::new(Wire::new(&bytes));
-        let statuses = self
-            .ctx
-            .pool
-            .send(self.list.bounces_address(), vec![to.to_string()], wire)
-            .await?;
-        match statuses.first() {
-            Some(RcptStatus::Accepted) => {
-                self.sent += 1;
-                Ok(())
-            }
-            Some(RcptStatus::Refused(why)) => {
-                tracing::info!(list = %self.list.key(), to, reply = %why, kind = kind.key(), "generated mail refused by the MTA");
-                Ok(())
-            }
-            Some(RcptStatus::Deferred(why)) => Err(PostError::MtaDeferred(why.clone())),
-            None => Err(PostError::MtaDeferred("no reply for the recipient".into())),
+            vars,
+            reply_to.as_deref(),
+            in_reply_to,
+        )
+        .await?
+        {
+            self.sent += 1;
         }
+        Ok(())
     }
 
     fn result(&mut self, line: impl Into<String>, text: impl Into<String>) {
@@ -794,17 +757,6 @@ impl Run<'_> {
             out.push_str(&format!("(only the first {MAX} are listed)\n"));
         }
         Ok(out.trim_end().to_string())
-    }
-}
-
-trait WithLog {
-    fn with_log(self, detail: &str) -> Self;
-}
-
-impl WithLog for PostError {
-    fn with_log(self, detail: &str) -> Self {
-        tracing::error!(detail, "could not build a generated mail");
-        self
     }
 }
 
