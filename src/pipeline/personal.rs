@@ -112,7 +112,7 @@ impl Personal {
         } else {
             list.bounces_address()
         };
-        (from, Wire::new(&bytes))
+        (from, Wire::from_owned(bytes))
     }
 }
 
