@@ -64,6 +64,22 @@ pub enum ServerError {
     },
 }
 
+/// Return freed heap memory to the system (glibc keeps it otherwise, so a reload of many
+/// lists would leave the process at twice its size).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: malloc_trim only releases free memory of glibc's own arenas; it takes no
+        // pointers from us and is safe to call from any thread at any time.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
 /// Is `addr` (host:port) a loopback address?
 fn is_loopback(addr: &str) -> bool {
     let host = addr
@@ -369,6 +385,9 @@ pub async fn run(
                         Ok(reg) => {
                             tracing::info!(lists = reg.active().len(), disabled = reg.errors().len(), "lists reloaded");
                             let _ = reg_tx.send(Arc::new(reg));
+                            // The old list set was freed once the last session let go of it;
+                            // glibc keeps freed memory unless asked to return it.
+                            tokio::task::spawn_blocking(release_free_memory);
                         }
                         Err(e) => tracing::error!(error = %e, "reload failed"),
                     }

@@ -18,6 +18,8 @@ pub fn run(path: &Path) -> Result<(), String> {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .max_blocking_threads(threads.max(2) * 4)
+            // Idle blocking threads would each wake once to exit after 10 s: keep them.
+            .thread_keep_alive(std::time::Duration::from_secs(365 * 24 * 3600))
             .enable_all()
             .build()
     };

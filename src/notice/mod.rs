@@ -168,18 +168,10 @@ pub struct Template {
     pub body: String,
 }
 
-/// All templates of one list: the defaults with the list's overrides applied; welcome and
-/// goodbye can be switched off.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Templates {
-    items: BTreeMap<Kind, Template>,
-    off: BTreeSet<Kind>,
-}
-
-impl Templates {
-    /// The built-in texts, all switched on.
-    pub fn defaults() -> Templates {
-        let items = Kind::all()
+/// The built-in texts, allocated once for all lists.
+static DEFAULT_ITEMS: std::sync::LazyLock<BTreeMap<Kind, Template>> =
+    std::sync::LazyLock::new(|| {
+        Kind::all()
             .iter()
             .map(|&k| {
                 let (subject, body) = defaults::text(k);
@@ -191,9 +183,22 @@ impl Templates {
                     },
                 )
             })
-            .collect();
+            .collect()
+    });
+
+/// All templates of one list: the defaults with the list's overrides applied; welcome and
+/// goodbye can be switched off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Templates {
+    items: BTreeMap<Kind, Template>,
+    off: BTreeSet<Kind>,
+}
+
+impl Templates {
+    /// The built-in texts, all switched on.
+    pub fn defaults() -> Templates {
         Templates {
-            items,
+            items: BTreeMap::new(),
             off: BTreeSet::new(),
         }
     }
@@ -203,7 +208,7 @@ impl Templates {
         if self.off.contains(&kind) {
             return None;
         }
-        self.items.get(&kind)
+        self.items.get(&kind).or_else(|| DEFAULT_ITEMS.get(&kind))
     }
 
     /// The template for `kind` with `vars` filled in; `None` when switched off.
@@ -321,9 +326,13 @@ pub fn templates_from(
 }
 
 fn set(templates: &mut Templates, kind: Kind, f: impl FnOnce(&mut Template)) {
-    if let Some(t) = templates.items.get_mut(&kind) {
-        f(t);
-    }
+    let Some(default) = DEFAULT_ITEMS.get(&kind) else {
+        return;
+    };
+    f(templates
+        .items
+        .entry(kind)
+        .or_insert_with(|| default.clone()));
 }
 
 /// Check that every `{name}` in `template` is a placeholder of `kind` and that every other

@@ -83,8 +83,11 @@ pub async fn fan_out(
             break;
         }
         let current = std::mem::take(&mut next);
-        let after = current.last().map(|m| m.key.clone());
-        next = fetch(ctx, &list_key, after, batch_size).await?;
+        // A short batch is the last one: no need to ask the store again.
+        if current.len() >= batch_size {
+            let after = current.last().map(|m| m.key.clone());
+            next = fetch(ctx, &list_key, after, batch_size).await?;
+        }
         if !next.is_empty() {
             journaled = true;
         }

@@ -52,7 +52,7 @@ impl Wire {
     pub fn from_owned(mut message: Vec<u8>) -> Wire {
         let mut prev = b'\n';
         let clean = message.iter().all(|&b| {
-            let ok = !(prev == b'\n' && b == b'.') && !(b == b'\n' && prev != b'\r');
+            let ok = (prev != b'\n' || b != b'.') && (b != b'\n' || prev == b'\r');
             prev = b;
             ok
         });
