@@ -328,3 +328,43 @@ async fn a_trickled_message_is_cut_off_with_421() {
         Some(listkeeper::lmtp::session::End::Timeout)
     );
 }
+
+/// A 100 000-member post keeps at most `connections` transactions in flight, whatever the list
+/// size, and every member gets exactly one copy.
+#[tokio::test]
+async fn a_large_fan_out_keeps_at_most_connections_transactions_in_flight() {
+    let sink = Sink::start().await;
+    let h = Harness::new(
+        &sink.addr,
+        "connections = 3\nmax_recipients_per_transaction = 1000\n",
+    );
+    {
+        let store = h.store();
+        let members: Vec<_> = (0..100_000)
+            .map(|i| {
+                listkeeper::address::Address::parse(&format!("m{i}@big.test")).expect("address")
+            })
+            .collect();
+        store.add_members("dev@example.org", &members).expect("add");
+    }
+    let t = converse(
+        h.context(),
+        format!(
+            "{LHLO}{}QUIT\r\n",
+            post("p@outside.test", "dev@example.org", "big")
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        outcomes(&t),
+        ["250 2.0.0 distributed to 100003 member(s) of dev@example.org"],
+        "{t}"
+    );
+    let (_, max_open) = *sink.open_tx.lock().expect("lock");
+    assert!(max_open <= 3, "{max_open} transactions were open at once");
+    assert_eq!(sink.transactions().len(), 101);
+    let copies = sink.copies();
+    assert_eq!(copies.len(), 100_003);
+    assert!(copies.values().all(|&n| n == 1));
+}

@@ -48,6 +48,8 @@ pub struct Sink {
     pub behaviour: Arc<Mutex<Behaviour>>,
     transactions: Arc<Mutex<usize>>,
     pub connections: Arc<Mutex<usize>>,
+    /// Transactions open right now (MAIL seen, final reply not yet sent) and the most at once.
+    pub open_tx: Arc<Mutex<(usize, usize)>>,
 }
 
 impl Sink {
@@ -69,6 +71,7 @@ impl Sink {
             behaviour: Arc::default(),
             transactions: Arc::default(),
             connections: Arc::default(),
+            open_tx: Arc::default(),
         };
         let s = sink.clone();
         tokio::spawn(async move {
@@ -105,6 +108,11 @@ impl Sink {
             } else if upper.starts_with("MAIL FROM:") {
                 from = between(&cmd, '<', '>');
                 rcpts.clear();
+                {
+                    let mut o = self.open_tx.lock().expect("lock");
+                    o.0 += 1;
+                    o.1 = o.1.max(o.0);
+                }
                 "250 2.1.0 ok".into()
             } else if upper.starts_with("RCPT TO:") {
                 let to = between(&cmd, '<', '>');
@@ -145,6 +153,10 @@ impl Sink {
                             l
                         };
                         data.extend_from_slice(&l);
+                    }
+                    {
+                        let mut o = self.open_tx.lock().expect("lock");
+                        o.0 = o.0.saturating_sub(1);
                     }
                     if let Some(reply) = b.fail_all_data.clone() {
                         reply
