@@ -25,5 +25,6 @@ cargo test
 
 step "end-to-end: Postfix + listkeeper (tests/e2e/postfix.sh)"
 bash tests/e2e/postfix.sh
+step "end-to-end faults: kill -9, re-injection failures, store full, slow MTA (tests/e2e/faults.sh)" && bash tests/e2e/faults.sh
 
 step "all tests passed"
