@@ -80,7 +80,7 @@ async fn mta_451_at_end_of_data_gives_451_and_nothing_is_lost() {
     .await;
     let o = outcomes(&t);
     assert_eq!(o.len(), 1, "{t}");
-    assert!(o[0].starts_with("451 4.4.1 "), "{t}");
+    assert!(o[0].starts_with("451 4.4.0 "), "{t}");
     assert!(sink.copies().is_empty());
 }
 

@@ -77,9 +77,10 @@ pub async fn fan_out(
     let mut journaled = !done.is_empty();
 
     while !next.is_empty() {
-        // Once the journal cannot be written, every further batch would be repeated by the
-        // retry: stop sending and let the MTA retry the rest later.
-        if matches!(failure, Some(PostError::Store(_))) {
+        // After a failure the post is answered 4xx and retried anyway: stop sending. For a
+        // journal that cannot be written that is essential (every further batch would be
+        // repeated by the retry); for a failing MTA it spares it the rest.
+        if failure.is_some() {
             break;
         }
         let current = std::mem::take(&mut next);
@@ -88,20 +89,36 @@ pub async fn fan_out(
             let after = current.last().map(|m| m.key.clone());
             next = fetch(ctx, &list_key, after, batch_size).await?;
         }
-        if !next.is_empty() {
+        if !next.is_empty() && !journaled {
             journaled = true;
+            // A multi-batch post journals its batches: make sure the store can write before
+            // anything is sent, so a full disk costs a 451 and no copies.
+            let store = ctx.store.clone();
+            let ttl = ctx.config().store.journal_ttl.as_secs();
+            let marker = DoneBatch {
+                first: String::new(),
+                last: String::new(),
+                except: Vec::new(),
+            };
+            blocking(move || store.journal_record(&key, &marker, ttl)).await?;
         }
         stats.members += current.len() as u64;
         let batch = make_batch(&current, &done, &mut stats);
         if batch.rcpts.is_empty() {
             continue;
         }
+        // Journal every batch that has finished as soon as possible (the window in which a
+        // crash repeats a batch is the time between the MTA's 250 and this commit), and wait
+        // for a free connection.
+        while let Some(r) = tasks.try_join_next() {
+            settle(ctx, &key, r, journaled, &mut stats, &mut failure).await;
+        }
         while tasks.len() >= in_flight_max {
             if let Some(r) = tasks.join_next().await {
                 settle(ctx, &key, r, journaled, &mut stats, &mut failure).await;
             }
         }
-        if matches!(failure, Some(PostError::Store(_))) {
+        if failure.is_some() {
             break;
         }
         let pool = ctx.pool.clone();

@@ -94,7 +94,12 @@ impl From<StoreError> for PostError {
 impl From<TxError> for PostError {
     fn from(e: TxError) -> Self {
         match e {
-            TxError::Temporary(m) => PostError::MtaUnreachable(m),
+            // The pool says "connect to ..." or "unreachable" when no connection could be made;
+            // anything else temporary is a 4xx reply of the MTA.
+            TxError::Temporary(m) if m.starts_with("connect to") || m.contains("unreachable") => {
+                PostError::MtaUnreachable(m)
+            }
+            TxError::Temporary(m) => PostError::MtaDeferred(m),
             TxError::Permanent(m) => PostError::MtaRefused(m),
             TxError::Connection { reason, .. } => PostError::MtaConnection(reason),
         }
