@@ -563,7 +563,7 @@ done
 during="$(count "$multi_mid" "$MID_MEMBERS")"
 attempts="$(maillog_count "$mark" "to=<mid@$LIST_DOMAIN>.*status=deferred")"
 log "3: during the fault ($((SECONDS - fault_start)) s, $attempts attempt(s) of the multi-batch post): sink $during"
-grep -c "could not be journaled" "$LKLOG" | sed 's/^/    listkeeper log lines "could not be journaled": /'
+echo "    listkeeper log lines \"could not be journaled\": $(grep -c "could not be journaled" "$LKLOG" || true)"
 rm -f "$STORE_FLAG"
 flush_queue
 wait_for "an empty postfix queue after the store recovered" queue_empty
