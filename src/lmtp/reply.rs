@@ -23,11 +23,13 @@ impl Reply {
     /// Build a reply; CR and LF in `text` are replaced so a reply is always one line.
     pub fn new(code: u16, esc: (u8, u8, u8), text: impl Into<String>) -> Reply {
         let text: String = text.into();
-        Reply {
-            code,
-            esc,
-            text: text.replace(['\r', '\n'], " "),
-        }
+        // A reply line is printable US-ASCII (RFC 5321 4.2): anything else a client sent and
+        // we echo (a non-ASCII address, a control character) becomes '?'.
+        let text = text
+            .chars()
+            .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+            .collect();
+        Reply { code, esc, text }
     }
 
     /// `250 2.0.0 text`.
@@ -148,7 +150,11 @@ mod tests {
     fn a_reply_is_one_line() {
         assert_eq!(
             Reply::new(550, (5, 1, 1), "a\r\nb").to_line(),
-            "550 5.1.1 a  b\r\n"
+            "550 5.1.1 a??b\r\n"
+        );
+        assert_eq!(
+            Reply::new(550, (5, 1, 1), "<b\u{fc}cher@x>").to_line(),
+            "550 5.1.1 <b?cher@x>\r\n"
         );
     }
 }
