@@ -35,11 +35,23 @@ const CHUNK: usize = 10_000;
 pub async fn serve(
     path: &Path,
     ctx: Arc<Context>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     crate::lmtp::listener::remove_stale_socket(path)?;
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    serve_on(listener, ctx, shutdown).await;
+    let _ = std::fs::remove_file(path);
+    Ok(())
+}
+
+/// Answer the CLI on an already bound socket (socket activation) until shutdown. The socket
+/// file belongs to whoever bound it and is left in place.
+pub async fn serve_on(
+    listener: UnixListener,
+    ctx: Arc<Context>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             r = listener.accept() => {
@@ -54,8 +66,6 @@ pub async fn serve(
             _ = shutdown.changed() => break,
         }
     }
-    let _ = std::fs::remove_file(path);
-    Ok(())
 }
 
 async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::Result<()> {

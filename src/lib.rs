@@ -15,9 +15,11 @@
 //! - [`notice`]   every generated mail: templates (defaults + per-list overrides), rendering, building
 //! - [`control`]  a local control socket so the CLI can change the store of a running server
 //! - [`stats`]    process-wide counters for `listkeeper status`
+//! - [`activation`] listeners handed over by systemd socket activation
 //! - [`server`]   wires it all together: listeners, signals, reload, graceful shutdown
 //! - [`cli`]      the `listkeeper` command line
 
+pub mod activation;
 pub mod address;
 pub mod bounce;
 pub mod cli;

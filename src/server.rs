@@ -62,6 +62,9 @@ pub enum ServerError {
         /// Why.
         source: std::io::Error,
     },
+    /// The sockets passed by socket activation cannot be used.
+    #[error(transparent)]
+    Activation(#[from] crate::activation::ActivationError),
 }
 
 /// Return freed heap memory to the system (glibc keeps it otherwise, so a reload of many
@@ -90,6 +93,43 @@ fn is_loopback(addr: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn warn_exposed(addr: &str) {
+    tracing::warn!(
+        listen = %addr,
+        "LMTP listens on a non-loopback address: anyone who reaches it can inject list mail; keep it on 127.0.0.1 or ::1 unless a firewall protects it"
+    );
+}
+
+/// Register a socket passed by socket activation with the runtime; also say where it listens.
+fn adopt(socket: crate::activation::Socket) -> std::io::Result<(listener::Bound, String)> {
+    use crate::activation::Socket;
+    match socket {
+        Socket::Tcp(l) => {
+            l.set_nonblocking(true)?;
+            let addr = l.local_addr()?;
+            if !addr.ip().is_loopback() {
+                warn_exposed(&addr.to_string());
+            }
+            Ok((
+                listener::Bound::Tcp(tokio::net::TcpListener::from_std(l)?),
+                addr.to_string(),
+            ))
+        }
+        Socket::Unix(l) => {
+            l.set_nonblocking(true)?;
+            let shown = l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
+                .unwrap_or_else(|| "unix socket".into());
+            Ok((
+                listener::Bound::Unix(tokio::net::UnixListener::from_std(l)?),
+                shown,
+            ))
+        }
+    }
 }
 
 /// What to reload.
@@ -300,44 +340,82 @@ pub async fn run(
         stop_rx.clone(),
     ));
 
+    let activated = crate::activation::take().map_err(ServerError::Activation)?;
+    let (lmtp, control_fd) = match activated {
+        Some(a) => (a.lmtp, a.control),
+        None => (Vec::new(), None),
+    };
     let mut sockets: Vec<PathBuf> = Vec::new();
     let mut tasks = JoinSet::new();
-    for l in &config.server.lmtp_listen {
-        let bound = listener::bind(
-            l,
-            config.server.lmtp_socket_mode,
-            config.server.lmtp_socket_group,
-        )
-        .await
-        .map_err(|source| ServerError::Listen {
-            listen: l.to_string(),
-            source,
-        })?;
-        match l {
-            Listen::Unix(p) => sockets.push(p.clone()),
-            Listen::Tcp(addr) if !is_loopback(addr) => tracing::warn!(
-                listen = %addr,
-                "LMTP listens on a non-loopback address: anyone who reaches it can inject list mail; keep it on 127.0.0.1 or ::1 unless a firewall protects it"
-            ),
-            Listen::Tcp(_) => {}
+    if lmtp.is_empty() {
+        for l in &config.server.lmtp_listen {
+            let bound = listener::bind(
+                l,
+                config.server.lmtp_socket_mode,
+                config.server.lmtp_socket_group,
+            )
+            .await
+            .map_err(|source| ServerError::Listen {
+                listen: l.to_string(),
+                source,
+            })?;
+            match l {
+                Listen::Unix(p) => sockets.push(p.clone()),
+                Listen::Tcp(addr) if !is_loopback(addr) => warn_exposed(addr),
+                Listen::Tcp(_) => {}
+            }
+            tracing::info!(listen = %l, "LMTP listening");
+            tasks.spawn(listener::serve(
+                bound,
+                ctx.clone(),
+                limit.clone(),
+                stop_rx.clone(),
+            ));
         }
-        tracing::info!(listen = %l, "LMTP listening");
-        tasks.spawn(listener::serve(
-            bound,
-            ctx.clone(),
-            limit.clone(),
-            stop_rx.clone(),
-        ));
+    } else {
+        tracing::info!(
+            sockets = lmtp.len(),
+            "LMTP sockets from socket activation; server.lmtp_listen is not bound"
+        );
+        for (name, socket) in lmtp {
+            let (bound, shown) = adopt(socket).map_err(|source| ServerError::Listen {
+                listen: format!("activated socket {name}"),
+                source,
+            })?;
+            tracing::info!(listen = %shown, name = %name, "LMTP listening (socket activation)");
+            tasks.spawn(listener::serve(
+                bound,
+                ctx.clone(),
+                limit.clone(),
+                stop_rx.clone(),
+            ));
+        }
     }
     let control = config.server.control_socket.clone();
+    let control_activated = control_fd.is_some();
     {
         let (ctx, stop) = (ctx.clone(), stop_rx.clone());
         let control = control.clone();
-        tasks.spawn(async move {
-            if let Err(e) = crate::control::serve(&control, ctx, stop).await {
-                tracing::error!(socket = %control.display(), error = %e, "control socket unavailable; the CLI cannot change members while the server runs");
+        match control_fd {
+            Some(fd) => {
+                let l = fd
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::UnixListener::from_std(fd))
+                    .map_err(|source| ServerError::Listen {
+                        listen: "activated control socket".into(),
+                        source,
+                    })?;
+                tracing::info!("control socket from socket activation");
+                tasks.spawn(crate::control::serve_on(l, ctx, stop));
             }
-        });
+            None => {
+                tasks.spawn(async move {
+                    if let Err(e) = crate::control::serve(&control, ctx, stop).await {
+                        tracing::error!(socket = %control.display(), error = %e, "control socket unavailable; the CLI cannot change members while the server runs");
+                    }
+                });
+            }
+        }
     }
     let (fs_tx, mut fs_rx) = mpsc::channel::<()>(1);
     let _watcher = watch_lists_dir(&config.server.lists_dir, fs_tx);
@@ -410,7 +488,9 @@ pub async fn run(
     for p in sockets {
         let _ = std::fs::remove_file(p);
     }
-    let _ = std::fs::remove_file(&control);
+    if !control_activated {
+        let _ = std::fs::remove_file(&control);
+    }
     drop(ctx);
     tracing::info!("stopped");
     Ok(())

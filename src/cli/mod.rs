@@ -41,6 +41,11 @@ pub struct ConfigArg {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the LMTP server in the foreground (stop with SIGTERM or SIGINT, reload lists with SIGHUP).
+    ///
+    /// Under systemd socket activation (LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES; see
+    /// config/listkeeper.socket) the sockets passed in are served instead of
+    /// server.lmtp_listen, and one named "control" serves the CLI instead of
+    /// server.control_socket.
     Serve(ConfigArg),
     /// Validate the global file and every list file; exit 1 on any error.
     Check(ConfigArg),
