@@ -100,6 +100,10 @@ pub struct ReinjectConfig {
 pub struct Limits {
     /// Largest message accepted (bytes), advertised with SIZE.
     pub max_message_size: usize,
+    /// Largest header section accepted (bytes up to the first empty line): every header field
+    /// costs the MIME parser far more memory than its bytes, so this bounds what one message
+    /// can make it allocate.
+    pub max_header_size: usize,
     /// Recipients per LMTP transaction.
     pub max_recipients: usize,
     /// Concurrent LMTP sessions.
@@ -154,6 +158,12 @@ pub const BOUNDS: &[Bound] = &[
     Bound {
         key: "limits.max_message_size",
         default: 10_000_000,
+        min: 1024,
+        max: 1 << 30,
+    },
+    Bound {
+        key: "limits.max_header_size",
+        default: 256 << 10,
         min: 1024,
         max: 1 << 30,
     },
@@ -283,6 +293,7 @@ struct RawReinject {
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     max_message_size: Option<Spanned<u64>>,
+    max_header_size: Option<Spanned<u64>>,
     max_recipients: Option<Spanned<u64>>,
     max_sessions: Option<Spanned<u64>>,
     idle_timeout_secs: Option<Spanned<u64>>,
@@ -487,6 +498,7 @@ impl Config {
         let l = &raw.limits;
         let limits = Limits {
             max_message_size: c.bounded("limits.max_message_size", &l.max_message_size) as usize,
+            max_header_size: c.bounded("limits.max_header_size", &l.max_header_size) as usize,
             max_recipients: c.bounded("limits.max_recipients", &l.max_recipients) as usize,
             max_sessions: c.bounded("limits.max_sessions", &l.max_sessions) as usize,
             idle_timeout: Duration::from_secs(

@@ -6,8 +6,11 @@
 //! whenever the input is drained, so a pipelining client gets them in one write.
 //!
 //! SECURITY: every byte here comes from the network. Lines are bounded by smtp-proto (4096
-//! bytes), messages by `limits.max_message_size`, recipients by `limits.max_recipients`,
-//! silence by `limits.idle_timeout`. Only configured list addresses are accepted (invariant 6).
+//! bytes), messages by `limits.max_message_size`, their header section by
+//! `limits.max_header_size`, recipients by `limits.max_recipients`. Time is bounded too: a
+//! command must be complete within `limits.idle_timeout` of the previous one (bytes trickled
+//! in do not extend it), and the whole DATA phase within `limits.data_timeout`. Only
+//! configured list addresses are accepted (invariant 6).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -45,10 +48,22 @@ enum Mode {
     Data {
         receiver: DataReceiver,
         message: Vec<u8>,
-        too_big: bool,
+        /// Set once the message broke a limit; what arrives after it is dropped.
+        over: Option<Over>,
+        /// Where to look next for the end of the header section; `None` once it was found.
+        header_scan: Option<usize>,
         /// The whole DATA phase must end by then.
         deadline: tokio::time::Instant,
     },
+}
+
+/// Which limit a message broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Over {
+    /// `limits.max_message_size`.
+    Size,
+    /// `limits.max_header_size`.
+    Header,
 }
 
 /// Why a session ended (for the log).
@@ -79,6 +94,9 @@ pub struct Session<S> {
     config: Arc<crate::config::Config>,
     receiver: RequestReceiver,
     out: Vec<u8>,
+    /// When the last complete command (or message) arrived: the idle timeout counts from
+    /// here, so a client trickling a line byte by byte cannot hold the session.
+    last_command: tokio::time::Instant,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -99,6 +117,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             registry,
             receiver: RequestReceiver::default(),
             out: Vec::with_capacity(512),
+            last_command: tokio::time::Instant::now(),
         }
     }
 
@@ -113,11 +132,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return End::Io(e.to_string());
             }
             let in_data = matches!(self.mode, Mode::Data { .. });
+            let now = tokio::time::Instant::now();
             let wait = match &self.mode {
-                Mode::Data { deadline, .. } => {
-                    idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()))
-                }
-                Mode::Command => idle,
+                Mode::Data { deadline, .. } => idle.min(deadline.saturating_duration_since(now)),
+                Mode::Command => (self.last_command + idle).saturating_duration_since(now),
             };
             let n = tokio::select! {
                 r = tokio::time::timeout(wait, self.stream.read(&mut chunk)) => match r {
@@ -162,23 +180,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Mode::Data {
             receiver,
             message,
-            too_big,
+            over,
+            header_scan,
             ..
         } = &mut self.mode
         {
             let complete = receiver.ingest(it, message);
-            if message.len() > self.config.limits.max_message_size {
-                *too_big = true;
+            let limits = &self.config.limits;
+            if over.is_none() {
+                if message.len() > limits.max_message_size {
+                    *over = Some(Over::Size);
+                } else if let Some(from) = *header_scan {
+                    match header_end(message, from) {
+                        Ok(end) => {
+                            *header_scan = None;
+                            if end > limits.max_header_size {
+                                *over = Some(Over::Header);
+                            }
+                        }
+                        Err(_) if message.len() > limits.max_header_size => {
+                            *over = Some(Over::Header);
+                        }
+                        Err(next) => *header_scan = Some(next),
+                    }
+                }
+            }
+            if over.is_some() {
+                // Nothing of a refused message is kept: memory stays bounded by one chunk.
                 message.clear();
             }
             if complete {
-                let Mode::Data {
-                    message, too_big, ..
-                } = std::mem::replace(&mut self.mode, Mode::Command)
+                let Mode::Data { message, over, .. } =
+                    std::mem::replace(&mut self.mode, Mode::Command)
                 else {
                     return None;
                 };
-                self.end_of_data(message, too_big).await;
+                self.end_of_data(message, over).await;
+                self.last_command = tokio::time::Instant::now();
             }
             return None;
         }
@@ -186,11 +224,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Ok(r) => r.into_owned(),
             Err(ProtoError::NeedsMoreData { .. }) => return None,
             Err(e) => {
+                self.last_command = tokio::time::Instant::now();
                 let reply = protocol_error(&e);
                 self.say(reply);
                 return None;
             }
         };
+        self.last_command = tokio::time::Instant::now();
         self.command(request)
     }
 
@@ -328,7 +368,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.mode = Mode::Data {
                     receiver,
                     message: Vec::with_capacity(16 * 1024),
-                    too_big: false,
+                    over: None,
+                    header_scan: Some(0),
                     deadline: tokio::time::Instant::now() + self.config.limits.data_timeout,
                 };
                 self.say(Reply::new(
@@ -344,19 +385,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    async fn end_of_data(&mut self, message: Vec<u8>, too_big: bool) {
+    async fn end_of_data(&mut self, message: Vec<u8>, over: Option<Over>) {
         let State::Rcpt { from, rcpts, .. } = std::mem::replace(&mut self.state, State::Ready)
         else {
             return;
         };
-        if too_big {
-            tracing::info!(session = self.id, sender = %from, "message over the size limit refused");
+        if let Some(over) = over {
+            let text = match over {
+                Over::Size => "message size exceeds the fixed limit",
+                Over::Header => "the header section of the message exceeds the fixed limit",
+            };
+            tracing::info!(session = self.id, sender = %from, limit = ?over, "message over a limit refused");
             for _ in &rcpts {
-                self.say(Reply::new(
-                    552,
-                    (5, 3, 4),
-                    "message size exceeds the fixed limit",
-                ));
+                self.say(Reply::new(552, (5, 3, 4), text));
             }
             return;
         }
@@ -399,6 +440,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 }
 
+/// The end of the header section of `message` (the offset of its empty line), looking from
+/// `from` on; `Err(next)` when it has not arrived yet, with where to look again.
+fn header_end(message: &[u8], from: usize) -> Result<usize, usize> {
+    // An empty first line: no header fields at all.
+    if message.starts_with(b"\r\n") || message.starts_with(b"\n") {
+        return Ok(0);
+    }
+    let mut i = from;
+    while let Some(&b) = message.get(i) {
+        if b == b'\n' {
+            match (message.get(i + 1), message.get(i + 2)) {
+                (Some(b'\n'), _) | (Some(b'\r'), Some(b'\n')) => return Ok(i + 1),
+                (None, _) | (Some(b'\r'), None) => return Err(i),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    Err(i)
+}
+
 /// The reply for a command smtp-proto could not parse.
 fn protocol_error(e: &ProtoError) -> Reply {
     match e {
@@ -423,5 +485,22 @@ fn protocol_error(e: &ProtoError) -> Reply {
         ),
         ProtoError::ResponseTooLong => Reply::new(500, (5, 5, 6), "line too long"),
         _ => Reply::new(500, (5, 5, 2), "command not recognized"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_end;
+
+    #[test]
+    fn the_header_section_ends_at_the_first_empty_line() {
+        assert_eq!(header_end(b"A: 1\r\nB: 2\r\n\r\nbody\r\n", 0), Ok(12));
+        assert_eq!(header_end(b"A: 1\nB: 2\n\nbody\n", 0), Ok(10));
+        assert_eq!(header_end(b"\r\nbody", 0), Ok(0));
+        // Not there yet: the next search starts where a split empty line may begin.
+        assert_eq!(header_end(b"A: 1\r\nB: 2\r\n", 0), Err(11));
+        assert_eq!(header_end(b"A: 1\r\nB: 2\r\n\r", 0), Err(11));
+        assert_eq!(header_end(b"A: 1\r\nB: 2\r\n\r\n", 11), Ok(12));
+        assert_eq!(header_end(b"A: 1\r\n folded\r\n", 0), Err(14));
     }
 }
