@@ -12,8 +12,11 @@
 //! S: ok CHANGED UNCHANGED                        (any failure: S: err SENTENCE)
 //! ```
 //!
-//! SECURITY: trusts the local user that can open the socket (the file mode decides); every
-//! address is validated again here.
+//! SECURITY: trusts the local user at the other end, and only the server's own user and root:
+//! the file mode (0600) keeps others out of a socket we bind, and the peer's credentials are
+//! checked on every connection as well, so a socket handed over by socket activation with a
+//! looser mode, or the moment between binding and `chmod`, lets nobody else in. Every address
+//! is validated again here.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -55,7 +58,15 @@ pub async fn serve_on(
     loop {
         tokio::select! {
             r = listener.accept() => {
-                let Ok((stream, _)) = r else { continue };
+                let Ok((mut stream, _)) = r else { continue };
+                let peer = stream.peer_cred().map(|c| c.uid());
+                if !peer.as_ref().is_ok_and(|&uid| peer_allowed(uid, own_uid())) {
+                    tracing::warn!(peer_uid = ?peer.ok(), "control connection from another user refused");
+                    let _ = stream
+                        .write_all(b"err only the server's user and root may use the control socket\n")
+                        .await;
+                    continue;
+                }
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
                     if let Err(e) = handle(stream, ctx).await {
@@ -66,6 +77,17 @@ pub async fn serve_on(
             _ = shutdown.changed() => break,
         }
     }
+}
+
+/// The effective user id of this process.
+fn own_uid() -> u32 {
+    // SAFETY: geteuid(2) takes no arguments, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
+
+/// May a peer with `uid` use the control socket of a server running as `own`?
+fn peer_allowed(uid: u32, own: u32) -> bool {
+    uid == own || uid == 0
 }
 
 async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::Result<()> {
