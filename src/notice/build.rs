@@ -93,8 +93,13 @@ pub fn build(n: &Notice) -> Result<Vec<u8>, NoticeError> {
         message = message.reply_to(MailAddress::new_address(None::<&str>, r));
     }
     // A printable-ASCII subject is folded at spaces and sent as it is: an encoded word would
-    // split a long one mid-token and hide `confirm TOKEN` from plain-text readers.
-    message = if subject.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    // split a long one mid-token and hide `confirm TOKEN` from plain-text readers. Unless it
+    // holds text a reader would decode as an RFC 2047 encoded word (`=?...?=`, e.g. a subject
+    // that was encoded twice, decoded once for `{subject}`): that could carry CR, LF or other
+    // control characters past [`one_line`] into the decoded subject, so it is encoded whole.
+    message = if subject.contains("=?") {
+        message.header("Subject", Raw::new(encoded_words(&subject)))
+    } else if subject.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         message.header("Subject", Raw::new(fold_ascii(&subject)))
     } else {
         message.subject(subject)
@@ -133,6 +138,33 @@ fn fold_ascii(value: &str) -> String {
         column += word.len();
     }
     out
+}
+
+/// `text` as RFC 2047 encoded words (UTF-8, B), each at most 42 bytes of text so that
+/// `Subject: ` and a word fit in 78 characters, folded between words (decoders join adjacent
+/// encoded words without the space).
+fn encoded_words(text: &str) -> String {
+    use base64::Engine;
+    const MAX_BYTES: usize = 42;
+    let mut words: Vec<String> = Vec::new();
+    let mut start = 0;
+    let mut end = 0;
+    for (i, c) in text.char_indices() {
+        if i + c.len_utf8() - start > MAX_BYTES {
+            words.push(text.get(start..end).unwrap_or_default().to_string());
+            start = end;
+        }
+        end = i + c.len_utf8();
+    }
+    words.push(text.get(start..end).unwrap_or_default().to_string());
+    words
+        .iter()
+        .map(|w| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(w.as_bytes());
+            format!("=?UTF-8?B?{b64}?=")
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n ")
 }
 
 /// `value` if it is exactly one address that [`Address::parse`] accepts with nothing around it.

@@ -342,6 +342,27 @@ fn line_breaks_cannot_inject_headers() {
 }
 
 #[test]
+fn encoded_words_in_a_subject_are_shown_as_text_not_decoded() {
+    // `{subject}` is decoded once; a subject encoded twice would come back as an encoded word
+    // whose decoding holds CR LF.
+    let inner = "=?UTF-8?B?eA0KQmNjOiBldmlsQGV4YW1wbGUuY29tDQoNCmJvZHk=?=";
+    for subject in [
+        format!("Re: {inner}"),
+        format!("Held for moderation: {inner} {}", "long ".repeat(20)),
+        format!("\u{fc}ber {inner}"),
+    ] {
+        let raw = build(&notice(&subject, "b", "")).expect("built");
+        let h = head(&raw);
+        assert!(!h.contains(inner), "{h}");
+        for line in h.split("\r\n") {
+            assert!(line.len() <= 78, "{line:?}");
+        }
+        let m = MessageParser::default().parse(&raw).expect("parses");
+        assert_eq!(m.subject(), Some(subject.trim_end()), "{h}");
+    }
+}
+
+#[test]
 fn bad_addresses_and_tokens_are_refused() {
     for bad in [
         "",
