@@ -789,3 +789,31 @@ pub fn help_text(list: &ListConfig) -> String {
         owner = list.role_address("-owner"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::new_token;
+
+    #[test]
+    fn tokens_are_160_random_bits() {
+        let tokens: Vec<String> = (0..2000).map(|_| new_token().expect("token")).collect();
+        let mut ones = [0u32; 160];
+        for t in &tokens {
+            assert_eq!(t.len(), 40, "{t}");
+            for (i, c) in t.chars().enumerate() {
+                let v = c.to_digit(16).expect("lowercase hex");
+                assert!(!c.is_ascii_uppercase(), "{t}");
+                for b in 0..4 {
+                    ones[i * 4 + b] += (v >> (3 - b)) & 1;
+                }
+            }
+        }
+        let distinct: std::collections::HashSet<&String> = tokens.iter().collect();
+        assert_eq!(distinct.len(), tokens.len());
+        // Every bit is set in about half of the tokens (1000, standard deviation 22): a
+        // constant or partly constant source fails this, chance never does.
+        for (bit, n) in ones.iter().enumerate() {
+            assert!((800..=1200).contains(n), "bit {bit} set in {n} of 2000");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Resource limits: slow clients (paused time, no real waiting), long lines, huge header
+//! sections, too many sessions.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{converse, Harness, World};
+use crate::sockets::serve;
+
+/// Start a session over an in-memory pipe.
+fn session(
+    extra: &str,
+) -> (
+    Harness,
+    tokio::io::DuplexStream,
+    tokio::task::JoinHandle<listkeeper::lmtp::session::End>,
+) {
+    let h = Harness::new("127.0.0.1:9", extra);
+    let (ours, theirs) = tokio::io::duplex(1 << 16);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    std::mem::forget(stop);
+    let server = tokio::spawn(listkeeper::lmtp::Session::new(theirs, h.context(), stop_rx).run());
+    (h, ours, server)
+}
+
+/// A client that trickles a command a byte at a time, each byte well within the idle timeout,
+/// is cut off once the idle timeout has passed since its last complete command (slow-loris).
+#[tokio::test(start_paused = true)]
+async fn a_command_trickled_byte_by_byte_is_cut_off_with_421() {
+    let (_h, mut ours, server) = session("[limits]\nidle_timeout_secs = 60\n");
+    ours.write_all(b"LHLO t\r\n").await.expect("write");
+    let started = tokio::time::Instant::now();
+    for b in b"MAIL FROM:<a@x.test>".iter().cycle().take(200) {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        if ours.write_all(&[*b]).await.is_err() {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    let _ = ours.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("421 4.4.2 idle for too long"), "{text}");
+    assert_eq!(
+        server.await.ok(),
+        Some(listkeeper::lmtp::session::End::Timeout)
+    );
+    assert!(
+        started.elapsed() <= Duration::from_secs(80),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_session_is_closed_after_the_idle_timeout() {
+    let (_h, mut ours, server) = session("[limits]\nidle_timeout_secs = 60\n");
+    ours.write_all(b"LHLO t\r\n").await.expect("write");
+    let mut out = Vec::new();
+    let _ = ours.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("421 4.4.2 idle for too long"), "{text}");
+    assert_eq!(
+        server.await.ok(),
+        Some(listkeeper::lmtp::session::End::Timeout)
+    );
+}
+
+#[tokio::test]
+async fn an_over_long_command_line_is_refused_and_the_session_goes_on() {
+    let h = Harness::new("127.0.0.1:9", "");
+    let long = format!("NOOP {}\r\n", "x".repeat(64 * 1024));
+    let t = converse(
+        h.context(),
+        format!("LHLO t\r\n{long}NOOP\r\nQUIT\r\n").as_bytes(),
+    )
+    .await;
+    assert!(t.contains("500 5.5.6 line too long"), "{t}");
+    assert!(t.contains("250 2.0.0 ok"), "{t}");
+    assert!(t.contains("221 "), "{t}");
+}
+
+/// Play `client` to a session over a pipe that carries at most `capacity` bytes at a time, so
+/// that the server reads it in pieces of that size; returns what the server said.
+async fn converse_in_pieces(
+    ctx: std::sync::Arc<listkeeper::pipeline::Context>,
+    client: String,
+    capacity: usize,
+) -> String {
+    let (ours, theirs) = tokio::io::duplex(capacity);
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(listkeeper::lmtp::Session::new(theirs, ctx, stop_rx).run());
+    let (mut r, mut w) = tokio::io::split(ours);
+    let writer = tokio::spawn(async move {
+        let _ = w.write_all(client.as_bytes()).await;
+        w
+    });
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), r.read_to_end(&mut out)).await;
+    let _ = writer.await;
+    let _ = server.await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn a_header_section_over_the_limit_is_refused() {
+    let w = World::new("[limits]\nmax_header_size = 2048\n", &[]).await;
+    let contents = [
+        // One header line longer than the limit.
+        format!(
+            "From: p@outside.test\r\nSubject: {}\r\n\r\nbody\r\n",
+            "x".repeat(3000)
+        ),
+        // Many small fields.
+        format!(
+            "From: p@outside.test\r\n{}Subject: y\r\n\r\nbody\r\n",
+            "X-A: 1\r\n".repeat(400)
+        ),
+        // No empty line at all: everything is header.
+        format!("From: p@outside.test\r\n{}", "X-B: 1\r\n".repeat(400)),
+    ];
+    for (i, content) in contents.iter().enumerate() {
+        let session = format!(
+            "LHLO t\r\nMAIL FROM:<p@outside.test>\r\nRCPT TO:<dev@example.org>\r\nRCPT TO:<dev-request@example.org>\r\nDATA\r\n{content}.\r\nNOOP\r\nQUIT\r\n"
+        );
+        for capacity in [1 << 16, 61] {
+            let t = converse_in_pieces(w.ctx.clone(), session.clone(), capacity).await;
+            let refusals = t
+                .matches("552 5.3.4 the header section of the message exceeds the fixed limit")
+                .count();
+            assert_eq!(refusals, 2, "case {i}, one per recipient: {t}");
+            assert!(t.contains("250 2.0.0 ok"), "the session goes on: {t}");
+        }
+    }
+    assert!(w.sink.transactions().is_empty(), "{:?}", w.sink.copies());
+
+    // Just under the limit, read in small pieces (the empty line split between two reads):
+    // distributed.
+    let headers = format!("From: p@outside.test\r\nSubject: {}\r\n", "z".repeat(1900));
+    for capacity in [7, 61, 1 << 16] {
+        let t = converse_in_pieces(
+            w.ctx.clone(),
+            format!("LHLO t\r\nMAIL FROM:<p@outside.test>\r\nRCPT TO:<dev@example.org>\r\nDATA\r\n{headers}\r\nbody\r\n.\r\nQUIT\r\n"),
+            capacity,
+        )
+        .await;
+        assert!(t.contains("250 2.0.0 distributed to 3"), "{capacity}: {t}");
+    }
+}
+
+#[tokio::test]
+async fn sessions_over_the_cap_get_421() {
+    let s = serve("[limits]\nmax_sessions = 1").await;
+    let sock = s.dir.path().join("lmtp.sock");
+    let mut first = tokio::net::UnixStream::connect(&sock)
+        .await
+        .expect("connect");
+    let mut greeting = [0u8; 64];
+    let n = first.read(&mut greeting).await.expect("read");
+    assert!(greeting[..n].starts_with(b"220 "), "{:?}", &greeting[..n]);
+    let mut second = tokio::net::UnixStream::connect(&sock)
+        .await
+        .expect("connect");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), second.read_to_end(&mut out)).await;
+    let t = String::from_utf8_lossy(&out);
+    assert!(t.starts_with("421 4.3.2"), "{t}");
+    drop(first);
+    s.stop().await;
+}

@@ -1,0 +1,196 @@
+//! Socket modes and groups, who may use the control socket, where TCP listeners are, and the
+//! service user.
+
+use std::time::Duration;
+
+use crate::common::{self, Harness};
+
+pub(crate) struct Server {
+    /// The temp dir: `lmtp.sock`, `data/`, `lists.d/`.
+    pub(crate) dir: tempfile::TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<Result<(), listkeeper::server::ServerError>>,
+}
+
+/// `listkeeper serve` with a unix LMTP listener `lmtp.sock` and `extra` in the global file.
+pub(crate) async fn serve(extra: &str) -> Server {
+    let sink = common::Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("lists.d")).expect("mkdir");
+    std::fs::write(dir.path().join("lists.d/dev.toml"), common::DEV_LIST).expect("write");
+    let text = format!(
+        "[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\ndata_dir = \"data\"\n{extra}\n[reinject]\ntarget = \"{}\"\n",
+        sink.addr
+    );
+    let path = dir.path().join("listkeeper.toml");
+    std::fs::write(&path, &text).expect("write");
+    let config = listkeeper::config::Config::parse(&path, &text).expect("config");
+    let control = config.server.control_socket.clone();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (_reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let handle = tokio::spawn(listkeeper::server::run(
+        config,
+        async move {
+            let _ = stop_rx.await;
+            drop(_reload_tx);
+        },
+        reload_rx,
+    ));
+    let sock = dir.path().join("lmtp.sock");
+    for _ in 0..500 {
+        if control.exists() && sock.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(sock.exists(), "the server did not come up");
+    Server { dir, stop, handle }
+}
+
+impl Server {
+    /// Shut it down and check that it stopped cleanly.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        let r = tokio::time::timeout(Duration::from_secs(20), self.handle)
+            .await
+            .expect("stops")
+            .expect("join");
+        assert!(r.is_ok(), "{r:?}");
+    }
+}
+
+fn mode_and_gid(path: &std::path::Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).expect("stat");
+    (m.mode() & 0o7777, m.gid())
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn the_lmtp_socket_is_0660_by_default_and_takes_the_configured_mode_and_group() {
+    let s = serve("").await;
+    let (mode, _) = mode_and_gid(&s.dir.path().join("lmtp.sock"));
+    assert_eq!(mode, 0o660, "{mode:o}");
+    let (mode, _) = mode_and_gid(&s.dir.path().join("data/control.sock"));
+    assert_eq!(mode, 0o600, "control socket {mode:o}");
+    s.stop().await;
+
+    // Another mode, and (as root, who may give a file away) another group.
+    let group = if is_root() {
+        "\nlmtp_socket_group = \"65534\""
+    } else {
+        ""
+    };
+    let s = serve(&format!("lmtp_socket_mode = \"0640\"{group}")).await;
+    let (mode, gid) = mode_and_gid(&s.dir.path().join("lmtp.sock"));
+    assert_eq!(mode, 0o640, "{mode:o}");
+    if is_root() {
+        assert_eq!(gid, 65534);
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_control_socket_refuses_other_users_whatever_its_mode() {
+    // A control socket as socket activation may hand it over: mode 0666.
+    if !is_root() || !std::path::Path::new("/usr/bin/perl").exists() {
+        eprintln!("skipped: needs root (to run a client as another user) and /usr/bin/perl");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::new("127.0.0.1:9", "");
+    std::fs::set_permissions(h.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = h.path().join("control.sock");
+    let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(listkeeper::control::serve_on(
+        listener,
+        h.context(),
+        stop_rx,
+    ));
+
+    let client = |uid: Option<u32>| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::process::CommandExt;
+            let mut cmd = std::process::Command::new("/usr/bin/perl");
+            cmd.args([
+                "-MIO::Socket::UNIX",
+                "-e",
+                // The server may answer and close before the request is written: no SIGPIPE.
+                "$SIG{PIPE} = 'IGNORE'; my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die \"connect: $!\\n\"; print $s \"status\\n\"; local $/; print scalar <$s>;",
+            ])
+            .arg(&path)
+            .current_dir("/");
+            if let Some(uid) = uid {
+                cmd.uid(uid).gid(uid);
+            }
+            let out = cmd.output().expect("perl");
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    };
+    let nobody = client(Some(65534)).await.expect("join");
+    assert!(nobody.starts_with("err "), "{nobody}");
+    assert!(!nobody.contains("version"), "{nobody}");
+    let own = client(None).await.expect("join");
+    assert!(own.starts_with("version "), "{own}");
+}
+
+#[test]
+fn tcp_listeners_are_never_implicit_and_the_shipped_ones_are_loopback() {
+    use listkeeper::config::{Config, Listen};
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/listkeeper.toml");
+    let config = Config::load(&shipped).expect("the shipped config is valid");
+    let mut tcp = 0;
+    for l in &config.server.lmtp_listen {
+        if let Listen::Tcp(addr) = l {
+            tcp += 1;
+            let sock: std::net::SocketAddr = addr.parse().expect("an IP listener");
+            assert!(sock.ip().is_loopback(), "{addr}");
+        }
+    }
+    assert!(tcp > 0, "the shipped file has a TCP listener to check");
+    // No listener without saying where: no default, no host-less "any address" form.
+    for text in [
+        "[server]\ndata_dir = \"d\"\n",
+        "[server]\nlmtp_listen = [\":2424\"]\n",
+        "[server]\nlmtp_listen = [\"2424\"]\n",
+        "[server]\nlmtp_listen = []\n",
+    ] {
+        assert!(
+            Config::parse(std::path::Path::new("g.toml"), text).is_err(),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn the_service_runs_as_an_unprivileged_user_without_capabilities() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/listkeeper.service"),
+    )
+    .expect("unit");
+    let value = |key: &str| {
+        unit.lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix(&format!("{key}=")))
+            .map(str::trim)
+    };
+    let user = value("User").expect("User=");
+    assert!(!user.is_empty() && user != "root" && user != "0", "{user}");
+    assert_eq!(value("NoNewPrivileges"), Some("yes"));
+    assert_eq!(value("CapabilityBoundingSet"), Some(""));
+    assert_eq!(value("AmbientCapabilities"), Some(""));
+    assert_eq!(value("ProtectSystem"), Some("strict"));
+}
