@@ -58,7 +58,8 @@ dict_for() {
     esac
 }
 
-targets=${FUZZ_TARGETS:-$(cargo fuzz list)}
+# One line: `cargo fuzz list` prints one target per line.
+targets=$(echo ${FUZZ_TARGETS:-$(cargo fuzz list)})
 crashed=()
 for t in $targets; do
     step "cargo fuzz run $t for ${seconds}s"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit/integration tests, then the end-to-end test
-# against a private Postfix instance (tests/e2e/postfix.sh; needs root, installs Postfix).
-# Stops at the first failure.
+# The whole test suite: formatting, lints, unit/integration tests, then the end-to-end tests
+# against a private Postfix instance (tests/e2e/postfix.sh and faults.sh; need root, install
+# Postfix), then a short fuzzing run (scripts/fuzz.sh). Stops at the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +25,12 @@ cargo test
 
 step "end-to-end: Postfix + listkeeper (tests/e2e/postfix.sh)"
 bash tests/e2e/postfix.sh
-step "end-to-end faults: kill -9, re-injection failures, store full, slow MTA (tests/e2e/faults.sh)" && bash tests/e2e/faults.sh
+step "end-to-end faults: kill -9, re-injection failures, store full, slow MTA (tests/e2e/faults.sh)"
+bash tests/e2e/faults.sh
+
+# Each fuzz target for FUZZ_SECONDS (30) when cargo-fuzz is installed or can be installed from
+# the registry; skipped with a message otherwise. A crash fails the suite.
+step "fuzzing: each target for ${FUZZ_SECONDS:-30} s (scripts/fuzz.sh)"
+bash scripts/fuzz.sh
 
 step "all tests passed"

@@ -151,10 +151,12 @@ wait_for() {
     done
 }
 maillog_mark() { wc -l <"$MAILLOG" 2>/dev/null || echo 0; }
-# maillog_has MARK REGEX: a maillog line after line MARK matches the extended REGEX.
-maillog_has() { tail -n "+$(($1 + 1))" "$MAILLOG" 2>/dev/null | grep -Eq -- "$2"; }
+# maillog_has MARK REGEX: a maillog line after line MARK matches the extended REGEX. Not a
+# pipe into `grep -q`: under pipefail, grep's early exit can fail tail with SIGPIPE and a
+# present line would read as missing.
+maillog_has() { grep -Eq -- "$2" < <(tail -n "+$(($1 + 1))" "$MAILLOG" 2>/dev/null); }
 maillog_show() { tail -n "+$(($1 + 1))" "$MAILLOG" | grep -E -- "$2" | sed 's/^/    maillog: /'; }
-queue_empty() { postqueue -c "$PFC" -p 2>/dev/null | grep -q 'Mail queue is empty'; }
+queue_empty() { grep -q 'Mail queue is empty' < <(postqueue -c "$PFC" -p 2>/dev/null); }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 lk_up() { kill -0 "$LK_PID" 2>/dev/null || fail "listkeeper exited; see $LKLOG"; [[ -S "$SOCK" ]]; }
 
