@@ -28,18 +28,61 @@ pub async fn bind(listen: &Listen, mode: u32, group: Option<u32>) -> std::io::Re
     match listen {
         Listen::Tcp(addr) => Ok(Bound::Tcp(TcpListener::bind(addr).await?)),
         Listen::Unix(path) => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            if std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o1002 == 0o002) {
+                tracing::warn!(dir = %dir.display(), "the LMTP socket's directory is writable by every user: anyone could replace the socket; use a directory of the server's own");
             }
             remove_stale_socket(path)?;
-            let l = UnixListener::bind(path)?;
-            if let Some(gid) = group {
-                std::os::unix::fs::chown(path, None, Some(gid))?;
-            }
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-            Ok(Bound::Unix(l))
+            let l = bind_unix_private(path, dir, mode, group)?;
+            l.set_nonblocking(true)?;
+            Ok(Bound::Unix(UnixListener::from_std(l)?))
         }
     }
+}
+
+/// Bind a unix socket in a fresh directory only this user can enter, give it its group and
+/// mode there, then rename it to `path`. Changing group and mode by path where others can
+/// write would let them swap the path for a symlink between bind and chmod (the server would
+/// then change a file of their choosing), and the socket would exist for a moment with the
+/// umask's mode; here it appears at `path` complete.
+fn bind_unix_private(
+    path: &Path,
+    dir: &Path,
+    mode: u32,
+    group: Option<u32>,
+) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::DirBuilderExt;
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} names no socket file", path.display()),
+        )
+    })?;
+    // Short, so that the temporary path fits in sun_path whenever the final one does.
+    let private = dir.join(format!(".lk{}", std::process::id()));
+    // Left over from a crash of a process with this pid: remove_dir_all does not follow a
+    // symlink, it removes it.
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let inner = private.join(name);
+    let bound = (|| {
+        let l = std::os::unix::net::UnixListener::bind(&inner)?;
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(&inner, None, Some(gid))?;
+        }
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&inner, path)?;
+        Ok(l)
+    })();
+    if bound.is_err() {
+        let _ = std::fs::remove_file(&inner);
+    }
+    let _ = std::fs::remove_dir(&private);
+    bound
 }
 
 /// Remove `path` if it is a socket nobody answers on; refuse to touch anything else.
@@ -141,4 +184,42 @@ async fn guarded<S: AsyncRead + AsyncWrite + Unpin>(
     let end = Session::new(s, ctx, shutdown).run().await;
     crate::stats::SESSIONS.dec();
     tracing::debug!(?end, "lmtp session ended");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The socket appears at its path with the configured mode, answers, and no private
+    /// directory is left behind; something that is not a socket is never replaced.
+    #[tokio::test]
+    async fn unix_socket_is_bound_with_its_mode_and_nothing_left_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("lmtp.sock");
+        let bound = bind(&Listen::Unix(path.clone()), 0o640, None)
+            .await
+            .expect("bind");
+        let mode = std::fs::metadata(&path).expect("socket").permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("lmtp.sock")]);
+        let Bound::Unix(l) = bound else {
+            panic!("not a unix listener")
+        };
+        let (accepted, connected) =
+            tokio::join!(l.accept(), tokio::net::UnixStream::connect(&path));
+        assert!(accepted.is_ok() && connected.is_ok());
+        drop(l);
+
+        let link = dir.path().join("link.sock");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).expect("symlink");
+        assert!(bind(&Listen::Unix(link.clone()), 0o660, None).await.is_err());
+        assert!(std::fs::symlink_metadata(&link)
+            .expect("link")
+            .file_type()
+            .is_symlink());
+    }
 }
