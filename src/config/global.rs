@@ -104,6 +104,9 @@ pub struct Limits {
     /// costs the MIME parser far more memory than its bytes, so this bounds what one message
     /// can make it allocate.
     pub max_header_size: usize,
+    /// Most MIME parts (boundary delimiter lines) in a message: each costs the MIME parser far
+    /// more memory than its bytes.
+    pub max_mime_parts: usize,
     /// Recipients per LMTP transaction.
     pub max_recipients: usize,
     /// Concurrent LMTP sessions.
@@ -166,6 +169,12 @@ pub const BOUNDS: &[Bound] = &[
         default: 256 << 10,
         min: 1024,
         max: 1 << 30,
+    },
+    Bound {
+        key: "limits.max_mime_parts",
+        default: 10_000,
+        min: 10,
+        max: 10_000_000,
     },
     Bound {
         key: "limits.max_recipients",
@@ -294,6 +303,7 @@ struct RawReinject {
 struct RawLimits {
     max_message_size: Option<Spanned<u64>>,
     max_header_size: Option<Spanned<u64>>,
+    max_mime_parts: Option<Spanned<u64>>,
     max_recipients: Option<Spanned<u64>>,
     max_sessions: Option<Spanned<u64>>,
     idle_timeout_secs: Option<Spanned<u64>>,
@@ -499,6 +509,7 @@ impl Config {
         let limits = Limits {
             max_message_size: c.bounded("limits.max_message_size", &l.max_message_size) as usize,
             max_header_size: c.bounded("limits.max_header_size", &l.max_header_size) as usize,
+            max_mime_parts: c.bounded("limits.max_mime_parts", &l.max_mime_parts) as usize,
             max_recipients: c.bounded("limits.max_recipients", &l.max_recipients) as usize,
             max_sessions: c.bounded("limits.max_sessions", &l.max_sessions) as usize,
             idle_timeout: Duration::from_secs(

@@ -199,7 +199,11 @@ mod tests {
         let bound = bind(&Listen::Unix(path.clone()), 0o640, None)
             .await
             .expect("bind");
-        let mode = std::fs::metadata(&path).expect("socket").permissions().mode() & 0o7777;
+        let mode = std::fs::metadata(&path)
+            .expect("socket")
+            .permissions()
+            .mode()
+            & 0o7777;
         assert_eq!(mode, 0o640);
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .expect("read_dir")
@@ -216,7 +220,9 @@ mod tests {
 
         let link = dir.path().join("link.sock");
         std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).expect("symlink");
-        assert!(bind(&Listen::Unix(link.clone()), 0o660, None).await.is_err());
+        assert!(bind(&Listen::Unix(link.clone()), 0o660, None)
+            .await
+            .is_err());
         assert!(std::fs::symlink_metadata(&link)
             .expect("link")
             .file_type()

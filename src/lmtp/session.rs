@@ -7,7 +7,8 @@
 //!
 //! SECURITY: every byte here comes from the network. Lines are bounded by smtp-proto (4096
 //! bytes), messages by `limits.max_message_size`, their header section by
-//! `limits.max_header_size`, recipients by `limits.max_recipients`. Time is bounded too: a
+//! `limits.max_header_size`, their MIME parts by `limits.max_mime_parts` (counted before any
+//! parser sees them), recipients by `limits.max_recipients`. Time is bounded too: a
 //! command must be complete within `limits.idle_timeout` of the previous one (bytes trickled
 //! in do not extend it), and the whole DATA phase within `limits.data_timeout`. Only
 //! configured list addresses are accepted (invariant 6).
@@ -64,6 +65,8 @@ enum Over {
     Size,
     /// `limits.max_header_size`.
     Header,
+    /// `limits.max_mime_parts`.
+    Parts,
 }
 
 /// Why a session ended (for the log).
@@ -390,10 +393,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         else {
             return;
         };
+        let max_parts = self.config.limits.max_mime_parts;
+        let over = over.or_else(|| {
+            (super::parts::count_delimiters(&message, max_parts) > max_parts).then_some(Over::Parts)
+        });
         if let Some(over) = over {
             let text = match over {
                 Over::Size => "message size exceeds the fixed limit",
                 Over::Header => "the header section of the message exceeds the fixed limit",
+                Over::Parts => "the message has more MIME parts than the fixed limit",
             };
             tracing::info!(session = self.id, sender = %from, limit = ?over, "message over a limit refused");
             for _ in &rcpts {

@@ -168,3 +168,35 @@ async fn sessions_over_the_cap_get_421() {
     drop(first);
     s.stop().await;
 }
+
+/// A message with more MIME parts than `limits.max_mime_parts` is refused before any parser
+/// sees it (10 MB of empty parts cost mail-parser about 250 MB); one at the limit is delivered.
+#[tokio::test]
+async fn a_message_with_too_many_mime_parts_is_refused() {
+    let w = World::new("[limits]\nmax_mime_parts = 50\n", &[]).await;
+    let message = |parts: usize| {
+        let mut m = String::from(
+            "From: p@outside.test\r\nSubject: parts\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n",
+        );
+        for i in 0..parts {
+            m.push_str(&format!(
+                "--b1\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n"
+            ));
+        }
+        m.push_str("--b1--\r\n");
+        format!(
+            "LHLO t\r\nMAIL FROM:<p@outside.test>\r\nRCPT TO:<dev@example.org>\r\nRCPT TO:<dev-request@example.org>\r\nDATA\r\n{m}.\r\nNOOP\r\nQUIT\r\n"
+        )
+    };
+    let t = converse_in_pieces(w.ctx.clone(), message(60), 1 << 16).await;
+    let refusals = t
+        .matches("552 5.3.4 the message has more MIME parts than the fixed limit")
+        .count();
+    assert_eq!(refusals, 2, "one per recipient: {t}");
+    assert!(t.contains("250 2.0.0 ok"), "the session goes on: {t}");
+    assert!(w.sink.transactions().is_empty(), "{:?}", w.sink.copies());
+
+    // 49 parts and the closing delimiter: 50 delimiter lines, at the limit.
+    let t = converse_in_pieces(w.ctx.clone(), message(49), 1 << 16).await;
+    assert!(t.contains("250 2.0.0 distributed to 3"), "{t}");
+}
