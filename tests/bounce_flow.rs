@@ -1,5 +1,7 @@
 //! Bounce processing through the LMTP session: VERP and DSN attribution, one point per
-//! bouncing day, disabling with notices, probes, and what is ignored or forwarded.
+//! bouncing day, the probe at the threshold whose bounce alone disables (the default), the
+//! old disabling at the threshold with `probe = false`, notices, and what is ignored or
+//! forwarded.
 
 mod common;
 
@@ -60,31 +62,145 @@ async fn a_verp_bounce_counts_once_a_day_for_the_member() {
     assert_eq!(score(&w, "amy@example.com"), None);
 }
 
+/// The probes the sink received: mails whose envelope sender is `dev-bounces+probe.TOKEN@`.
+fn probes(w: &World) -> Vec<common::Received> {
+    w.sink
+        .transactions()
+        .into_iter()
+        .filter(|t| t.from.starts_with("dev-bounces+probe."))
+        .collect()
+}
+
+/// Is `member` disabled for delivery (the member flag, not the bounce record)?
+fn flagged(w: &World, member: &str) -> bool {
+    w.ctx
+        .store
+        .member_get("dev@lists.example.org", member)
+        .expect("store")
+        .is_some_and(|m| m.flags != 0)
+}
+
+async fn post(w: &World, id: &str) -> String {
+    w.mail(
+        "p@outside.test",
+        "dev@lists.example.org",
+        &format!("From: p@outside.test\r\nSubject: hi\r\nMessage-ID: <{id}@t>"),
+        "x",
+    )
+    .await
+}
+
 #[tokio::test]
-async fn without_verp_the_dsn_names_the_member_and_the_threshold_disables() {
+async fn at_the_threshold_a_probe_goes_out_and_only_its_bounce_disables() {
+    // The default: bounces.probe = true.
     let w = world("hard_score = 2.0\n").await;
     let (head, body) = fixture("postfix-user-unknown.eml");
+    // A DSN without VERP names bob; his score reaches the threshold: a probe, no disabling.
     let out = w
         .mail("", "dev-bounces@lists.example.org", &head, &body)
         .await;
-    assert!(out.starts_with("250 "), "{out}");
+    assert!(
+        out.starts_with("250 2.0.0 bounce counted for 1 member(s)"),
+        "{out}"
+    );
+    assert_eq!(score(&w, "bob@example.com"), Some((2.0, "probing".into())));
+    assert!(!flagged(&w, "bob@example.com"));
+    let sent = probes(&w);
+    assert_eq!(sent.len(), 1, "one probe: {sent:?}");
+    let probe = sent[0].clone();
+    assert_eq!(probe.rcpts, ["bob@example.com"]);
+    let token = probe
+        .from
+        .strip_prefix("dev-bounces+probe.")
+        .and_then(|r| r.strip_suffix("@lists.example.org"))
+        .unwrap_or_else(|| panic!("probe envelope sender {}", probe.from));
+    assert!(
+        token.len() == 40
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "a 160-bit token: {token}"
+    );
+    let text = String::from_utf8_lossy(&probe.data);
+    assert!(
+        common::header(&text, "Subject")
+            .is_some_and(|s| s.contains("Checking your address for dev@lists.example.org")),
+        "{text}"
+    );
+    assert!(
+        w.mails_to("boss@owners.test").is_empty(),
+        "the owners are told only when the probe bounced"
+    );
+    // Probing, bob still gets posts.
+    let out = post(&w, "b1").await;
+    assert!(out.contains("distributed to 2 member(s)"), "{out}");
+
+    // Nothing but the probe's own bounce disables: more bounces (VERP or not), a bounce to a
+    // made-up probe token, an auto-reply to the real probe address. None sends a second probe.
+    let (auto_head, auto_body) = fixture("office-automatic-reply.eml");
+    let guessed = format!("dev-bounces+probe.{}@lists.example.org", "0".repeat(40));
+    for (rcpt, head, body, expect) in [
+        (
+            "dev-bounces+bob=example.com@lists.example.org",
+            &head,
+            &body,
+            "250 2.0.0 bounce counted for 0 member(s)",
+        ),
+        (
+            "dev-bounces@lists.example.org",
+            &head,
+            &body,
+            "250 2.0.0 bounce counted for 0 member(s)",
+        ),
+        (
+            guessed.as_str(),
+            &head,
+            &body,
+            "250 2.0.0 probe reply ignored",
+        ),
+        (
+            probe.from.as_str(),
+            &auto_head,
+            &auto_body,
+            "250 2.0.0 probe reply ignored",
+        ),
+    ] {
+        let out = w.mail("", rcpt, head, body).await;
+        assert!(out.starts_with(expect), "{rcpt}: {out}");
+        assert_eq!(
+            score(&w, "bob@example.com").map(|s| s.1).as_deref(),
+            Some("probing"),
+            "{rcpt}"
+        );
+        assert!(!flagged(&w, "bob@example.com"), "{rcpt} disabled bob");
+    }
+    assert_eq!(probes(&w).len(), 1, "no second probe");
+    assert!(w.mails_to("boss@owners.test").is_empty());
+
+    // The probe bounces (its token went only to bob's mailbox): now bob is disabled.
+    let out = w.mail("", &probe.from, &head, &body).await;
+    assert!(
+        out.starts_with("250 2.0.0 probe bounced; the member is disabled"),
+        "{out}"
+    );
     assert_eq!(score(&w, "bob@example.com"), Some((2.0, "disabled".into())));
+    assert!(flagged(&w, "bob@example.com"));
     // Told: the member (best effort) and the owners.
     assert!(
         w.last_to("boss@owners.test").contains("bob@example.com"),
         "{}",
         w.last_to("boss@owners.test")
     );
-    assert!(!w.mails_to("bob@example.com").is_empty());
+    assert!(
+        common::header(&w.last_to("bob@example.com"), "Subject")
+            .is_some_and(|s| !s.contains("Checking your address")),
+        "the member is told of the disabling"
+    );
+    // The token is spent: its bounce again changes nothing.
+    let out = w.mail("", &probe.from, &head, &body).await;
+    assert!(out.starts_with("250 2.0.0 probe reply ignored"), "{out}");
     // A disabled member gets no posts; the others do.
-    let out = w
-        .mail(
-            "p@outside.test",
-            "dev@lists.example.org",
-            "From: p@outside.test\r\nSubject: hi\r\nMessage-ID: <b1@t>",
-            "x",
-        )
-        .await;
+    let out = post(&w, "b2").await;
     assert!(out.contains("distributed to 1 member(s)"), "{out}");
     // Re-enabled by the operator, the member gets posts again.
     assert!(w
@@ -92,15 +208,30 @@ async fn without_verp_the_dsn_names_the_member_and_the_threshold_disables() {
         .store
         .member_enable("dev@lists.example.org", "bob@example.com")
         .expect("enable"));
-    let out = w
-        .mail(
-            "p@outside.test",
-            "dev@lists.example.org",
-            "From: p@outside.test\r\nSubject: hi\r\nMessage-ID: <b2@t>",
-            "x",
-        )
-        .await;
+    let out = post(&w, "b3").await;
     assert!(out.contains("distributed to 2 member(s)"), "{out}");
+}
+
+#[tokio::test]
+async fn with_probe_false_the_threshold_disables_at_once() {
+    // The operator trusts bounce content: no probe, the threshold itself disables.
+    let w = world("hard_score = 2.0\nprobe = false\n").await;
+    let (head, body) = fixture("postfix-user-unknown.eml");
+    let out = w
+        .mail("", "dev-bounces@lists.example.org", &head, &body)
+        .await;
+    assert!(out.starts_with("250 "), "{out}");
+    assert_eq!(score(&w, "bob@example.com"), Some((2.0, "disabled".into())));
+    assert!(flagged(&w, "bob@example.com"));
+    assert!(probes(&w).is_empty());
+    assert!(
+        w.last_to("boss@owners.test").contains("bob@example.com"),
+        "{}",
+        w.last_to("boss@owners.test")
+    );
+    assert!(!w.mails_to("bob@example.com").is_empty());
+    let out = post(&w, "b1").await;
+    assert!(out.contains("distributed to 1 member(s)"), "{out}");
 }
 
 #[tokio::test]
@@ -133,47 +264,4 @@ async fn delays_and_auto_replies_are_ignored_and_the_unreadable_forwarded() {
         .await;
     assert!(out.contains("forwarded to the owners"), "{out}");
     assert_eq!(w.mails_to("boss@owners.test").len(), 1);
-}
-
-#[tokio::test]
-async fn a_probe_confirms_before_disabling() {
-    let w = world("hard_score = 2.0\nprobe = true\n").await;
-    let (head, body) = fixture("postfix-user-unknown.eml");
-    w.mail(
-        "",
-        "dev-bounces+bob=example.com@lists.example.org",
-        &head,
-        &body,
-    )
-    .await;
-    assert_eq!(
-        score(&w, "bob@example.com").map(|s| s.1),
-        Some("probing".into())
-    );
-    let probe = w
-        .sink
-        .transactions()
-        .into_iter()
-        .find(|t| t.from.starts_with("dev-bounces+probe."))
-        .expect("a probe was sent");
-    assert_eq!(probe.rcpts, ["bob@example.com"]);
-    let ext = probe
-        .from
-        .trim_start_matches("dev-bounces+")
-        .split('@')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    // The probe bounces too: now the member is disabled.
-    w.mail(
-        "",
-        &format!("dev-bounces+{ext}@lists.example.org"),
-        &head,
-        &body,
-    )
-    .await;
-    assert_eq!(
-        score(&w, "bob@example.com").map(|s| s.1),
-        Some("disabled".into())
-    );
 }

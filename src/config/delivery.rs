@@ -38,7 +38,9 @@ pub struct Bounces {
     pub reset_after_secs: u64,
     /// A disabled member is removed after this long without recovery (0: never).
     pub remove_after_secs: u64,
-    /// Send a VERP probe before disabling; only a bounce of the probe disables.
+    /// At the threshold send a probe whose envelope sender carries a fresh token; only a
+    /// bounce of that probe disables (default). Off, the threshold disables at once, trusting
+    /// bounce content that anyone can forge.
     pub probe: bool,
     /// Forward bounces that cannot be understood to the owners (at most per_hour).
     pub forward_unrecognized_per_hour: u64,
@@ -126,7 +128,9 @@ pub(super) fn bounces(raw: &RawBounces, p: &mut Problems) -> Bounces {
         reset_after_secs: days(&raw.reset_after_days, "bounces.reset_after_days", 7, p) * 86_400,
         remove_after_secs: days(&raw.remove_after_days, "bounces.remove_after_days", 30, p)
             * 86_400,
-        probe: raw.probe.unwrap_or(false),
+        // On by default: a bounce is unauthenticated, so only the bounce of a mail that carried
+        // an unguessable token to the member's mailbox may change their delivery.
+        probe: raw.probe.unwrap_or(true),
         forward_unrecognized_per_hour: raw
             .forward_unrecognized_per_hour
             .as_ref()

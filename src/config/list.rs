@@ -441,6 +441,18 @@ mod tests {
     }
 
     #[test]
+    fn bounces_probe_unless_told_to_trust_bounces() {
+        let l = ListConfig::parse(Path::new("dev.toml"), GOOD, '+').expect("valid");
+        assert!(
+            l.bounces.probe,
+            "forged bounces must not disable by default"
+        );
+        let off = format!("{GOOD}[bounces]\nprobe = false\n");
+        let l = ListConfig::parse(Path::new("dev.toml"), &off, '+').expect("valid");
+        assert!(!l.bounces.probe);
+    }
+
+    #[test]
     fn errors_name_line_column_and_key() {
         let bad = GOOD.replace("\"open\"", "\"closed\"");
         let e = ListConfig::parse(Path::new("dev.toml"), &bad, '+').expect_err("invalid");

@@ -4,8 +4,11 @@
 //! (RFC 3464) or the heuristics for the common non-standard formats ([`crate::bounce`]).
 //! Delay notices and auto-replies are ignored; a bounce nobody can read is forwarded to the
 //! owners (rate-limited), never dropped silently. A member's score rises once per bouncing
-//! day; at the threshold the member is disabled (after a probe, if configured), told, and
-//! the owners are told; the deadline task removes them later unless re-enabled.
+//! day. At the threshold a probe goes to the member with a fresh token in its envelope sender
+//! (`NAME-bounces+probe.TOKEN@`), and only a bounce of that probe disables: bounces are
+//! unauthenticated, so anyone can forge one (`bounces.probe = false` disables at the
+//! threshold itself). The member and the owners are told of the disabling; the deadline task
+//! removes the member later unless re-enabled.
 
 use std::sync::Arc;
 

@@ -393,7 +393,8 @@ async fn an_unsubscribe_mac_works_only_for_its_member_and_list() {
 
 #[tokio::test]
 async fn with_probes_forged_bounces_never_disable_a_member() {
-    let list = "address = \"b@example.org\"\nowners = [\"boss@owners.test\"]\n[bounces]\nthreshold = 1.0\nprobe = true\n";
+    // The default list settings (bounces.probe = true), with one bounce reaching the threshold.
+    let list = "address = \"b@example.org\"\nowners = [\"boss@owners.test\"]\n[bounces]\nthreshold = 1.0\n";
     let w = World::new("", &[("b", list)]).await;
     w.ctx
         .store
@@ -434,6 +435,11 @@ async fn with_probes_forged_bounces_never_disable_a_member() {
         .into_iter()
         .find(|t| t.from.starts_with("b-bounces+probe."))
         .expect("a probe was sent");
+    assert_eq!(
+        probe.rcpts,
+        ["bob@members.test"],
+        "the probe goes to the member only"
+    );
     w.mail("", &probe.from, dsn, body).await;
     assert_eq!(status(&w).as_deref(), Some("disabled"));
 }

@@ -137,14 +137,27 @@ async fn bounce_notices_are_clean() {
         .store
         .add_members("b@example.org", &common::addrs(&["bob+x=y@members.test"]))
         .expect("add");
-    w.mail(
-        "",
-        "b-bounces+bob+x=y=members.test@example.org",
-        "From: MAILER-DAEMON@mx.test\r\nSubject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"",
-        "--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.test\r\n\r\nFinal-Recipient: rfc822; bob+x=y@members.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b--",
-    )
-    .await;
-    assert_clean_notice(&w.last_to("bob+x=y@members.test"), "bob+x=y@members.test");
+    let dsn = "From: MAILER-DAEMON@mx.test\r\nSubject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"";
+    let body = "--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.test\r\n\r\nFinal-Recipient: rfc822; bob+x=y@members.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b--";
+    w.mail("", "b-bounces+bob+x=y=members.test@example.org", dsn, body)
+        .await;
+    // The threshold sends a probe (bounces.probe is on by default) ...
+    let probe = w
+        .sink
+        .transactions()
+        .into_iter()
+        .find(|t| t.from.starts_with("b-bounces+probe."))
+        .expect("a probe was sent");
+    assert_clean_notice(
+        &String::from_utf8_lossy(&probe.data),
+        "bob+x=y@members.test",
+    );
+    // ... and its bounce disables: the member and the owners are told.
+    let before = w.mails_to("bob+x=y@members.test").len();
+    w.mail("", &probe.from, dsn, body).await;
+    let to_member = w.mails_to("bob+x=y@members.test");
+    assert_eq!(to_member.len(), before + 1, "the disabling notice");
+    assert_clean_notice(&to_member[before], "bob+x=y@members.test");
     let owners = w.last_to("boss@owners.test");
     assert_clean_notice(&owners, "boss@owners.test");
     // The display name is a phrase (quoted, or RFC 2047 encoded), never raw text.
