@@ -12,6 +12,7 @@ use super::decorate::Prepared;
 use crate::bounce::{decode_verp as unverp, encode_verp as verp};
 use crate::config::ListConfig;
 use crate::reinject::Wire;
+use crate::store::ct_eq;
 
 /// Hex characters of the MAC in an unsubscribe address.
 const MAC_HEX: usize = 16;
@@ -75,13 +76,7 @@ pub fn verify_unsubscribe(list: &ListConfig, secret: &[u8; 32], ext: &str) -> Op
     let member = unverp(rest)?.to_lowercase();
     let want = mac_hex(secret, &list.key(), &member);
     // Constant-time comparison: the MAC is the secret part.
-    let same = mac.len() == want.len()
-        && mac
-            .bytes()
-            .zip(want.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    same.then_some(member)
+    ct_eq(mac.as_bytes(), want.as_bytes()).then_some(member)
 }
 
 /// What a personalized fan-out needs besides the members.

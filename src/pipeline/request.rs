@@ -103,7 +103,9 @@ fn read_incoming(d: &Delivery) -> Incoming {
     }
 }
 
-/// A fresh token: 160 random bits, lowercase hex (addresses are case-insensitive).
+/// A fresh token: 160 random bits, lowercase hex (addresses are case-insensitive). The store
+/// reads the first 8 digits as a public lookup id and the other 32 (128 bits) as the secret
+/// (`store::token`), so all 40 digits must stay random.
 pub(crate) fn new_token() -> Result<String, PostError> {
     let mut bytes = [0u8; 20];
     getrandom::fill(&mut bytes).map_err(|e| PostError::Store(format!("no randomness: {e}")))?;
@@ -800,6 +802,7 @@ mod tests {
         let mut ones = [0u32; 160];
         for t in &tokens {
             assert_eq!(t.len(), 40, "{t}");
+            assert!(crate::store::token_well_formed(t), "{t}");
             for (i, c) in t.chars().enumerate() {
                 let v = c.to_digit(16).expect("lowercase hex");
                 assert!(!c.is_ascii_uppercase(), "{t}");

@@ -5,6 +5,7 @@
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::members::{FLAG_DISABLED, MEMBERS};
+use super::token::find_token;
 use super::{Store, StoreError};
 
 /// (list, member key) -> (score, last bouncing day, last bounce time, status, since, probe token)
@@ -12,7 +13,7 @@ type BounceRow = (f64, u64, u64, u8, u64, &'static str);
 const BOUNCES: TableDefinition<(&str, &str), BounceRow> = TableDefinition::new("bounces");
 /// (removal due, list, member key) -> (): the removal deadline of disabled members.
 const REMOVAL: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("bounce_removal");
-/// probe token -> (list, member key)
+/// probe token -> (list, member key); a given token is looked up only through `find_token`.
 const PROBES: TableDefinition<&str, (&str, &str)> = TableDefinition::new("bounce_probes");
 
 pub(super) fn init(txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -233,10 +234,16 @@ impl Store {
     ) -> Result<Option<(String, String)>, StoreError> {
         let txn = self.write()?;
         let found = {
-            let found = txn.open_table(PROBES)?.remove(token)?.map(|v| {
+            let mut probes = txn.open_table(PROBES)?;
+            let found = find_token(&probes, token)?.map(|v| {
                 let (l, m) = v.value();
                 (l.to_string(), m.to_string())
             });
+            if found.is_some() {
+                // `token` is now known to be the stored key itself.
+                probes.remove(token)?;
+            }
+            drop(probes);
             if let Some((list, member)) = &found {
                 let mut t = txn.open_table(BOUNCES)?;
                 let row = read(&t, list, member)?;
@@ -358,6 +365,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::address::Address;
+    use crate::store::token::sample;
 
     fn rules(probe: bool) -> Scoring {
         Scoring {
@@ -458,25 +466,45 @@ mod tests {
     fn a_probe_decides() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(dir.path(), 1 << 20).expect("open");
+        let probe = sample(0x5eed_5eed, 0x1234);
         s.add_members("l", &[Address::parse("m@x.org").expect("a")])
             .expect("add");
         let d = 86_400;
         for day in 1..3 {
-            s.bounce_record("l", "m@x.org", day * d, &rules(true), "tok")
+            s.bounce_record("l", "m@x.org", day * d, &rules(true), &probe)
                 .expect("b");
         }
         assert_eq!(
-            s.bounce_record("l", "m@x.org", 3 * d, &rules(true), "tok")
+            s.bounce_record("l", "m@x.org", 3 * d, &rules(true), &probe)
                 .expect("b"),
-            BounceOutcome::Probe("tok".into())
+            BounceOutcome::Probe(probe.clone())
         );
         assert_eq!(
             s.member_get("l", "m@x.org").expect("get").map(|m| m.flags),
             Some(0),
             "still delivering"
         );
+        // A bounce to a guessed probe address (right lookup id, wrong secret; one digit
+        // changed; malformed) changes nothing.
+        for guess in [
+            sample(0x5eed_5eed, 0x1235),
+            sample(0x5eed_5eed, 0x1234 | (1 << 120)),
+            probe.to_ascii_uppercase(),
+            probe[..39].to_string(),
+        ] {
+            assert_eq!(
+                s.bounce_probe_failed(&guess, 4 * d, 30 * d).expect("probe"),
+                None,
+                "{guess}"
+            );
+        }
         assert_eq!(
-            s.bounce_probe_failed("tok", 4 * d, 30 * d).expect("probe"),
+            s.member_get("l", "m@x.org").expect("get").map(|m| m.flags),
+            Some(0),
+            "still delivering after guesses"
+        );
+        assert_eq!(
+            s.bounce_probe_failed(&probe, 4 * d, 30 * d).expect("probe"),
             Some(("l".into(), "m@x.org".into()))
         );
         assert_eq!(
@@ -486,7 +514,7 @@ mod tests {
             Some(FLAG_DISABLED)
         );
         assert_eq!(
-            s.bounce_probe_failed("tok", 4 * d, 30 * d).expect("probe"),
+            s.bounce_probe_failed(&probe, 4 * d, 30 * d).expect("probe"),
             None
         );
     }

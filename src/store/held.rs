@@ -11,22 +11,15 @@
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::members::{FLAG_MODERATED, MEMBERS};
+use super::token::find_token;
 use super::{Store, StoreError};
 
 /// (list, sender, received, expires, reasons, subject, message id, state)
-type HeldRow = (
-    &'static str,
-    &'static str,
-    u64,
-    u64,
-    &'static str,
-    &'static str,
-    &'static str,
-    u8,
-);
+type HeldRow<'a> = (&'a str, &'a str, u64, u64, &'a str, &'a str, &'a str, u8);
 
-/// token -> [`HeldRow`]
-const HELD: TableDefinition<&str, HeldRow> = TableDefinition::new("held");
+/// token -> [`HeldRow`]; here and in `HELD_MSG` a given token is looked up only through
+/// `find_token`.
+const HELD: TableDefinition<&str, HeldRow<'static>> = TableDefinition::new("held");
 /// token -> the post as held (CRLF, after content filtering).
 const HELD_MSG: TableDefinition<&str, &[u8]> = TableDefinition::new("held_msg");
 /// post identity (journal key) -> token: a retried delivery finds its held post.
@@ -147,27 +140,17 @@ pub enum Decided {
     Unknown,
 }
 
+/// The held post stored under `token` (a token from outside: see `find_token`).
 fn read(
-    t: &impl ReadableTable<
-        &'static str,
-        (
-            &'static str,
-            &'static str,
-            u64,
-            u64,
-            &'static str,
-            &'static str,
-            &'static str,
-            u8,
-        ),
-    >,
+    t: &impl ReadableTable<&'static str, HeldRow<'static>>,
     token: &str,
 ) -> Result<Option<Held>, StoreError> {
-    let Some(v) = t.get(token)? else {
-        return Ok(None);
-    };
-    let (list, sender, received, expires, reasons, subject, message_id, state) = v.value();
-    Ok(Some(Held {
+    Ok(find_token(t, token)?.map(|v| decode(token, v.value())))
+}
+
+fn decode(token: &str, row: HeldRow<'_>) -> Held {
+    let (list, sender, received, expires, reasons, subject, message_id, state) = row;
+    Held {
         token: token.to_string(),
         list: list.to_string(),
         sender: sender.to_string(),
@@ -181,7 +164,7 @@ fn read(
         subject: subject.to_string(),
         message_id: message_id.to_string(),
         state: HeldState::from_code(state),
-    }))
+    }
 }
 
 fn write(txn: &WriteTransaction, h: &Held) -> Result<(), StoreError> {
@@ -239,7 +222,8 @@ impl Store {
     pub fn held_message(&self, token: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(HELD_MSG)?;
-        Ok(t.get(token)?.map(|v| v.value().to_vec()))
+        let message = find_token(&t, token)?.map(|v| v.value().to_vec());
+        Ok(message)
     }
 
     /// Posts of `list` waiting for a decision (or approved and not yet distributed), oldest first.
@@ -248,11 +232,10 @@ impl Store {
         let t = txn.open_table(HELD)?;
         let mut out = Vec::new();
         for row in t.iter()? {
-            let (k, _) = row?;
-            if let Some(h) = read(&t, k.value())? {
-                if h.list == list && matches!(h.state, HeldState::Held | HeldState::Approved) {
-                    out.push(h);
-                }
+            let (k, v) = row?;
+            let h = decode(k.value(), v.value());
+            if h.list == list && matches!(h.state, HeldState::Held | HeldState::Approved) {
+                out.push(h);
             }
         }
         out.sort_by_key(|h| h.received);
@@ -443,6 +426,12 @@ fn seen_insert(
 mod tests {
     use super::*;
     use crate::address::Address;
+    use crate::store::token::sample;
+
+    /// Test tokens; all share one lookup id, as two real tokens may.
+    fn tok(secret: u128) -> String {
+        sample(0x0f0f_0f0f, secret)
+    }
 
     fn held(token: &str, expires: u64) -> Held {
         Held {
@@ -463,65 +452,97 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         s.held_put(
-            &held("t1", 1000),
+            &held(&tok(1), 1000),
             b"key1",
             b"Subject: hello\r\n\r\nbody\r\n",
         )
         .expect("put");
         assert_eq!(
             s.held_by_key(b"key1").expect("get").map(|h| h.token),
-            Some("t1".into())
+            Some(tok(1))
         );
         assert_eq!(s.held_list("dev@x.org").expect("list").len(), 1);
         assert_eq!(
-            s.held_decide("t1", "ops@x.org", Decision::Approve)
+            s.held_decide(&tok(1), "ops@x.org", Decision::Approve)
                 .expect("decide"),
             Decided::Unknown
         );
         assert!(matches!(
-            s.held_decide("t1", "dev@x.org", Decision::Approve)
+            s.held_decide(&tok(1), "dev@x.org", Decision::Approve)
                 .expect("decide"),
             Decided::Now(_)
         ));
         assert!(matches!(
-            s.held_decide("t1", "dev@x.org", Decision::Approve)
+            s.held_decide(&tok(1), "dev@x.org", Decision::Approve)
                 .expect("decide"),
             Decided::Resume(_)
         ));
         assert!(matches!(
-            s.held_decide("t1", "dev@x.org", Decision::Reject)
+            s.held_decide(&tok(1), "dev@x.org", Decision::Reject)
                 .expect("decide"),
             Decided::Already(_)
         ));
-        assert!(s.held_message("t1").expect("msg").is_some());
-        s.held_done("t1", 500).expect("done");
+        assert!(s.held_message(&tok(1)).expect("msg").is_some());
+        s.held_done(&tok(1), 500).expect("done");
         assert!(matches!(
-            s.held_decide("t1", "dev@x.org", Decision::Approve)
+            s.held_decide(&tok(1), "dev@x.org", Decision::Approve)
                 .expect("decide"),
             Decided::Already(_)
         ));
-        assert!(s.held_message("t1").expect("msg").is_none());
+        assert!(s.held_message(&tok(1)).expect("msg").is_none());
         assert!(s.seen_since("dev@x.org", "m1@x", 400).expect("seen"));
         assert!(!s.seen_since("dev@x.org", "m1@x", 600).expect("seen"));
+    }
+
+    #[test]
+    fn only_the_exact_token_decides_or_shows_a_post() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path(), 1 << 20).expect("open");
+        let (real, twin) = (tok(0x77), tok(0x78));
+        s.held_put(&held(&real, 1000), b"k1", b"one").expect("put");
+        s.held_put(&held(&twin, 1000), b"k2", b"two").expect("put");
+        let mut last = real.clone();
+        last.replace_range(39.., "0");
+        for guess in [last, tok(0x79), real.to_ascii_uppercase(), real[..8].into()] {
+            assert_eq!(s.held_get(&guess).expect("get"), None, "{guess}");
+            assert_eq!(s.held_message(&guess).expect("msg"), None, "{guess}");
+            assert_eq!(
+                s.held_decide(&guess, "dev@x.org", Decision::Discard)
+                    .expect("decide"),
+                Decided::Unknown,
+                "{guess}"
+            );
+        }
+        assert_eq!(s.held_message(&real).expect("msg"), Some(b"one".to_vec()));
+        assert_eq!(s.held_message(&twin).expect("msg"), Some(b"two".to_vec()));
+        assert!(matches!(
+            s.held_decide(&twin, "dev@x.org", Decision::Discard)
+                .expect("decide"),
+            Decided::Now(h) if h.token == twin
+        ));
+        assert_eq!(
+            s.held_get(&real).expect("get").map(|h| h.state),
+            Some(HeldState::Held)
+        );
     }
 
     #[test]
     fn expiry_returns_only_waiting_posts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(dir.path(), 1 << 20).expect("open");
-        s.held_put(&held("a", 100), b"ka", b"x").expect("put");
-        s.held_put(&held("b", 200), b"kb", b"x").expect("put");
-        s.held_put(&held("c", 300), b"kc", b"x").expect("put");
-        s.held_decide("b", "dev@x.org", Decision::Discard)
+        s.held_put(&held(&tok(0xa), 100), b"ka", b"x").expect("put");
+        s.held_put(&held(&tok(0xb), 200), b"kb", b"x").expect("put");
+        s.held_put(&held(&tok(0xc), 300), b"kc", b"x").expect("put");
+        s.held_decide(&tok(0xb), "dev@x.org", Decision::Discard)
             .expect("decide");
         assert_eq!(s.held_next_expiry().expect("next"), Some(100));
         let gone = s.held_expire(250, 10).expect("expire");
         assert_eq!(
-            gone.iter().map(|h| h.token.as_str()).collect::<Vec<_>>(),
-            ["a"]
+            gone.iter().map(|h| h.token.clone()).collect::<Vec<_>>(),
+            [tok(0xa)]
         );
         assert_eq!(s.held_next_expiry().expect("next"), Some(300));
-        assert!(s.held_get("b").expect("get").is_none());
+        assert!(s.held_get(&tok(0xb)).expect("get").is_none());
     }
 
     #[test]

@@ -7,13 +7,15 @@
 //! them with `tokio::task::spawn_blocking`.
 //!
 //! SECURITY: trusts nothing it is given beyond the types; addresses are validated by the
-//! caller (`address::Address`), list keys come from validated configuration.
+//! caller (`address::Address`), list keys come from validated configuration. Tokens from
+//! outside are looked up only through `token::find_token` (constant-time on their secret part).
 
 mod bounces;
 mod held;
 mod journal;
 pub mod members;
 mod pending;
+mod token;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +27,7 @@ pub use held::{Decided, Decision, Held, HeldState};
 pub use journal::{DoneBatch, JournalKey};
 pub use members::{AddOutcome, Member};
 pub use pending::{Completion, Pending, PendingKind};
+pub use token::{ct_eq, well_formed as token_well_formed};
 
 /// The store file inside `data_dir`.
 pub const FILE_NAME: &str = "listkeeper.redb";

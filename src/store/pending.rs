@@ -10,11 +10,14 @@
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::members::{FLAG_NOMAIL, MEMBERS};
+use super::token::find_token;
 use super::{Store, StoreError};
 
-/// token -> (kind, list, address, created, expires, used)
-const PENDING: TableDefinition<&str, (u8, &str, &str, u64, u64, bool)> =
-    TableDefinition::new("pending");
+/// (kind, list, address, created, expires, used)
+type PendingRow<'a> = (u8, &'a str, &'a str, u64, u64, bool);
+
+/// token -> [`PendingRow`]; looked up by a given token only through `find_token`.
+const PENDING: TableDefinition<&str, PendingRow<'static>> = TableDefinition::new("pending");
 /// (list, address key, kind) -> token: one open request per address and purpose.
 const PENDING_BY: TableDefinition<(&str, &str, u8), &str> = TableDefinition::new("pending_by");
 /// (expires, token) -> (): sweep order.
@@ -82,7 +85,7 @@ impl PendingKind {
 /// One pending request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
-    /// The secret (at least 128 random bits, URL-safe).
+    /// The secret: 40 lowercase hex digits, an 8-digit lookup id and 128 secret bits.
     pub token: String,
     /// What completing it does.
     pub kind: PendingKind,
@@ -150,8 +153,8 @@ impl Store {
         let t = txn.open_table(PENDING)?;
         let mut out = Vec::new();
         for row in t.iter()? {
-            let (k, _) = row?;
-            if let Some(p) = read(&t, k.value())? {
+            let (k, v) = row?;
+            if let Some(p) = decode(k.value(), v.value()) {
                 if p.list == list && !p.used && p.expires > now {
                     out.push(p);
                 }
@@ -340,15 +343,17 @@ impl Store {
     }
 }
 
+/// The request stored under `token` (a token from outside: see `find_token`).
 fn read(
-    t: &impl ReadableTable<&'static str, (u8, &'static str, &'static str, u64, u64, bool)>,
+    t: &impl ReadableTable<&'static str, PendingRow<'static>>,
     token: &str,
 ) -> Result<Option<Pending>, StoreError> {
-    let Some(v) = t.get(token)? else {
-        return Ok(None);
-    };
-    let (kind, list, address, created, expires, used) = v.value();
-    Ok(PendingKind::from_code(kind).map(|kind| Pending {
+    Ok(find_token(t, token)?.and_then(|v| decode(token, v.value())))
+}
+
+fn decode(token: &str, row: PendingRow<'_>) -> Option<Pending> {
+    let (kind, list, address, created, expires, used) = row;
+    PendingKind::from_code(kind).map(|kind| Pending {
         token: token.to_string(),
         kind,
         list: list.to_string(),
@@ -356,7 +361,7 @@ fn read(
         created,
         expires,
         used,
-    }))
+    })
 }
 
 fn insert_pending(txn: &WriteTransaction, p: &Pending) -> Result<(), StoreError> {
@@ -417,6 +422,12 @@ fn sweep(txn: &WriteTransaction, now: u64) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::token::sample;
+
+    /// Test tokens; all share one lookup id, as two real tokens may.
+    fn tok(secret: u128) -> String {
+        sample(0x1234_5678, secret)
+    }
 
     fn pending(token: &str, kind: PendingKind, now: u64) -> Pending {
         Pending {
@@ -435,30 +446,24 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         let now = 1_000_000;
-        s.pending_create(&pending("tokjoin", PendingKind::Join, now))
+        s.pending_create(&pending(&tok(1), PendingKind::Join, now))
             .expect("create");
         assert!(s
             .pending_find("dev@x.org", "bob@X.org", PendingKind::Join, now)
             .expect("find")
             .is_some());
         assert_eq!(
-            s.pending_complete("tokjoin", "ops@x.org", None, now, None)
+            s.pending_complete(&tok(1), "ops@x.org", None, now, None)
                 .expect("c"),
             Completion::Unknown
         );
         assert!(matches!(
-            s.pending_complete(
-                "tokjoin",
-                "dev@x.org",
-                Some(PendingKind::Approve),
-                now,
-                None
-            )
-            .expect("c"),
+            s.pending_complete(&tok(1), "dev@x.org", Some(PendingKind::Approve), now, None)
+                .expect("c"),
             Completion::WrongKind(_)
         ));
         assert!(matches!(
-            s.pending_complete("tokjoin", "dev@x.org", None, now, None)
+            s.pending_complete(&tok(1), "dev@x.org", None, now, None)
                 .expect("c"),
             Completion::Done(_)
         ));
@@ -469,7 +474,7 @@ mod tests {
             Some("Bob@x.org".into())
         );
         assert!(matches!(
-            s.pending_complete("tokjoin", "dev@x.org", None, now, None)
+            s.pending_complete(&tok(1), "dev@x.org", None, now, None)
                 .expect("c"),
             Completion::AlreadyUsed(_)
         ));
@@ -478,10 +483,10 @@ mod tests {
             .expect("find")
             .is_none());
 
-        s.pending_create(&pending("toknomail", PendingKind::Nomail(true), now))
+        s.pending_create(&pending(&tok(2), PendingKind::Nomail(true), now))
             .expect("create");
         assert!(matches!(
-            s.pending_complete("toknomail", "dev@x.org", None, now, None)
+            s.pending_complete(&tok(2), "dev@x.org", None, now, None)
                 .expect("c"),
             Completion::Done(_)
         ));
@@ -492,15 +497,15 @@ mod tests {
             Some(FLAG_NOMAIL)
         );
 
-        s.pending_create(&pending("tokleave", PendingKind::Leave, now))
+        s.pending_create(&pending(&tok(3), PendingKind::Leave, now))
             .expect("create");
         assert!(matches!(
-            s.pending_complete("tokleave", "dev@x.org", None, now + 3600, None)
+            s.pending_complete(&tok(3), "dev@x.org", None, now + 3600, None)
                 .expect("c"),
             Completion::Expired(_)
         ));
         assert!(matches!(
-            s.pending_complete("tokleave", "dev@x.org", None, now + 10, None)
+            s.pending_complete(&tok(3), "dev@x.org", None, now + 10, None)
                 .expect("c"),
             Completion::Done(_)
         ));
@@ -511,15 +516,33 @@ mod tests {
     }
 
     #[test]
+    fn only_the_exact_token_completes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path(), 1 << 20).expect("open");
+        let (now, real) = (1_000_000, tok(0x0abc));
+        s.pending_create(&pending(&real, PendingKind::Join, now))
+            .expect("create");
+        let (upper, short) = (real.to_ascii_uppercase(), real[..39].to_string());
+        // One digit changed; the lookup id with another secret; malformed.
+        for guess in [tok(0x0abd), tok(0x0abc << 64), upper, short, String::new()] {
+            assert_eq!(s.pending_get(&guess).expect("get"), None, "{guess}");
+            let c = s.pending_complete(&guess, "dev@x.org", None, now, None);
+            assert_eq!(c.expect("c"), Completion::Unknown, "{guess}");
+        }
+        let c = s.pending_complete(&real, "dev@x.org", None, now, None);
+        assert!(matches!(c.expect("c"), Completion::Done(_)));
+    }
+
+    #[test]
     fn a_moderated_join_turns_into_an_approval_request() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         let now = 5_000_000;
-        s.pending_create(&pending("tokjoin", PendingKind::Join, now))
+        s.pending_create(&pending(&tok(1), PendingKind::Join, now))
             .expect("create");
-        let approval = pending("tokapprove", PendingKind::Approve, now);
+        let approval = pending(&tok(4), PendingKind::Approve, now);
         assert!(matches!(
-            s.pending_complete("tokjoin", "dev@x.org", None, now, Some(&approval))
+            s.pending_complete(&tok(1), "dev@x.org", None, now, Some(&approval))
                 .expect("c"),
             Completion::Done(_)
         ));
@@ -529,19 +552,13 @@ mod tests {
             .is_none());
         assert_eq!(s.pending_list("dev@x.org", now).expect("list").len(), 1);
         assert!(matches!(
-            s.pending_complete("tokapprove", "dev@x.org", None, now, None)
+            s.pending_complete(&tok(4), "dev@x.org", None, now, None)
                 .expect("c"),
             Completion::WrongKind(_)
         ));
         assert!(matches!(
-            s.pending_complete(
-                "tokapprove",
-                "dev@x.org",
-                Some(PendingKind::Approve),
-                now,
-                None
-            )
-            .expect("c"),
+            s.pending_complete(&tok(4), "dev@x.org", Some(PendingKind::Approve), now, None)
+                .expect("c"),
             Completion::Done(_)
         ));
         assert!(s
@@ -554,12 +571,12 @@ mod tests {
     fn expired_tokens_are_swept_by_later_writes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Store::open(dir.path(), 1 << 20).expect("open");
-        s.pending_create(&pending("old", PendingKind::Join, 100))
+        s.pending_create(&pending(&tok(5), PendingKind::Join, 100))
             .expect("create");
-        s.pending_create(&pending("new", PendingKind::Leave, 100_000))
+        s.pending_create(&pending(&tok(6), PendingKind::Leave, 100_000))
             .expect("create");
-        assert!(s.pending_get("old").expect("get").is_none());
-        assert!(s.pending_get("new").expect("get").is_some());
+        assert!(s.pending_get(&tok(5)).expect("get").is_none());
+        assert!(s.pending_get(&tok(6)).expect("get").is_some());
     }
 
     #[test]
