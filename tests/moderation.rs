@@ -448,3 +448,71 @@ async fn content_rules_administrivia_recipients_destination_and_mime() {
         "{out}"
     );
 }
+
+/// `moderation.max_held` bounds the queue: past it a post is deferred with 452 4.2.2 (the MTA
+/// keeps it and retries), a retried delivery of a post already held is not counted twice, and
+/// once a moderator decides one, the next post is held again.
+#[tokio::test]
+async fn a_full_moderation_queue_defers_new_posts() {
+    let capped = "address = \"capped@example.org\"\nowners = [\"boss@owners.test\"]\nmoderators = [\"mod@owners.test\"]\n[posting]\npolicy = \"members\"\n[moderation]\nmax_held = 2\nacknowledge = false\n";
+    let w = World::new("", &[("capped", capped)]).await;
+    let send = |id: &'static str| {
+        let w = &w;
+        async move {
+            w.mail(
+                "s@outside.test",
+                "capped@example.org",
+                &format!("From: <s@outside.test>\r\nTo: capped@example.org\r\nSubject: spam {id}\r\nMessage-ID: <{id}@test>"),
+                "buy now",
+            )
+            .await
+        }
+    };
+    for id in ["q1", "q2"] {
+        let out = send(id).await;
+        assert!(
+            out.starts_with("250 2.0.0 held for moderation"),
+            "{id}: {out}"
+        );
+    }
+    let notices = w.mails_to("mod@owners.test").len();
+    assert_eq!(notices, 2);
+    let out = send("q3").await;
+    assert!(
+        out.starts_with("452 4.2.2 the moderation queue of capped@example.org is full"),
+        "{out}"
+    );
+    assert_eq!(
+        w.mails_to("mod@owners.test").len(),
+        2,
+        "no notice for a deferred post"
+    );
+    // The MTA retrying a post that is already held: still held, not refused.
+    let out = send("q1").await;
+    assert!(out.starts_with("250 2.0.0 held for moderation"), "{out}");
+    assert_eq!(
+        w.ctx
+            .store
+            .held_list("capped@example.org")
+            .expect("list")
+            .len(),
+        2
+    );
+
+    // A moderator discards one: there is room again.
+    let token = token_of(&w.mails_to("mod@owners.test")[0]);
+    w.mail(
+        "mod@owners.test",
+        "capped-request@example.org",
+        "From: mod@owners.test\r\nSubject: moderation",
+        &format!("discard {token}"),
+    )
+    .await;
+    let out = send("q3").await;
+    assert!(out.starts_with("250 2.0.0 held for moderation"), "{out}");
+    assert!(
+        w.sink.copies().keys().all(|k| k == "mod@owners.test"),
+        "{:?}",
+        w.sink.copies()
+    );
+}

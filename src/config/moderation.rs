@@ -174,6 +174,9 @@ pub struct Moderation {
     pub acknowledge: bool,
     /// Held posts expire after this many seconds.
     pub hold_secs: u64,
+    /// Posts waiting for a decision at most; more are deferred with 452 4.2.2 (bounds the disk
+    /// and the moderators' notices a flood of held posts can cost).
+    pub max_held: usize,
     /// Tell the poster when a held post expires unanswered.
     pub expiry_notice: bool,
 }
@@ -232,6 +235,7 @@ pub(super) struct RawModeration {
     summary_interval_secs: Option<Spanned<u64>>,
     acknowledge: Option<bool>,
     hold_days: Option<Spanned<u64>>,
+    max_held: Option<Spanned<u64>>,
     expiry_notice: Option<bool>,
 }
 
@@ -516,6 +520,7 @@ pub(super) fn moderation(
         ),
         acknowledge: raw.acknowledge.unwrap_or(true),
         hold_secs: bounded(&raw.hold_days, "moderation.hold_days", 14, 1, 365, p) * 86_400,
+        max_held: bounded(&raw.max_held, "moderation.max_held", 500, 1, 1_000_000, p) as usize,
         expiry_notice: raw.expiry_notice.unwrap_or(true),
     }
 }

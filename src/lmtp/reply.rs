@@ -95,6 +95,11 @@ pub fn reply_for(err: &PostError) -> Reply {
             (5, 4, 0),
             "the mail system refused the list's copies of this message",
         ),
+        PostError::QueueFull(list) => Reply::new(
+            452,
+            (4, 2, 2),
+            format!("the moderation queue of {list} is full; try again later"),
+        ),
         PostError::Store(_) => Reply::new(
             451,
             (4, 3, 0),

@@ -190,7 +190,11 @@ pub async fn hold(
                 state: HeldState::Held,
             };
             let (store, h2, msg) = (ctx.store.clone(), h.clone(), message.to_vec());
-            blocking(move || store.held_put(&h2, &key.0, &msg)).await?;
+            let cap = list.moderation.max_held;
+            if !blocking(move || store.held_put_within(&h2, &key.0, &msg, cap)).await? {
+                tracing::warn!(list = %list.key(), max_held = cap, sender = %h.sender, message_id = %message_id, "moderation queue full: post deferred (452 4.2.2)");
+                return Err(PostError::QueueFull(list.key()));
+            }
             ctx.held_changed.notify_one();
             h
         }

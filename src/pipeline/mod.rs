@@ -77,6 +77,9 @@ pub enum PostError {
     /// The MTA answered 5xx to a whole transaction.
     #[error("MTA refused: {0}")]
     MtaRefused(String),
+    /// The list's moderation queue holds `moderation.max_held` posts already.
+    #[error("moderation queue of {0} is full")]
+    QueueFull(String),
     /// The store failed (disk full, I/O error...).
     #[error("store: {0}")]
     Store(String),

@@ -201,7 +201,35 @@ impl Store {
 
     /// Durably store a held post.
     pub fn held_put(&self, h: &Held, key: &[u8], message: &[u8]) -> Result<(), StoreError> {
+        self.held_put_within(h, key, message, usize::MAX)
+            .map(|_| ())
+    }
+
+    /// Durably store a held post unless its list already has `cap` posts waiting for a
+    /// decision; `false` (and nothing stored) then. Counted in the same transaction, so
+    /// concurrent holds cannot overshoot.
+    pub fn held_put_within(
+        &self,
+        h: &Held,
+        key: &[u8],
+        message: &[u8],
+        cap: usize,
+    ) -> Result<bool, StoreError> {
         let txn = self.write()?;
+        if cap < usize::MAX {
+            let t = txn.open_table(HELD)?;
+            let mut waiting = 0;
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let other = decode(k.value(), v.value());
+                if other.list == h.list && other.state == HeldState::Held {
+                    waiting += 1;
+                    if waiting >= cap {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
         write(&txn, h)?;
         txn.open_table(HELD_MSG)?
             .insert(h.token.as_str(), message)?;
@@ -209,7 +237,7 @@ impl Store {
         txn.open_table(HELD_EXP)?
             .insert((h.expires, h.token.as_str()), ())?;
         txn.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     /// A held post's record.
