@@ -9,6 +9,10 @@ Subcommands:
   probe --port P --sender S --rcpt R [--xverp yes|no]
                                    EHLO, MAIL FROM (with XVERP), RCPT TO, RSET: all must be accepted
                                    and XVERP must (yes) or must not (no) be offered
+  forge-dsn --port P --to R --failed ADDR
+                                   submit, from the null sender, a well-formed RFC 3464 bounce
+                                   (multipart/report, 5.1.1) to R that says ADDR failed: what
+                                   anyone on the Internet can send to a bounce address
   wait --base DIR --users U [--users-file F] --token T [--count N] [--timeout S] [--since T0]
                                    poll until every user's Maildir holds >= N messages containing T
                                    (N = 1 by default); with --since, print the end-to-end time to
@@ -105,6 +109,45 @@ def cmd_probe(args):
         if code != 250:
             die(f"port {args.port}: RCPT TO:<{args.rcpt}> answered {code} {reply!r}")
         s.rset()
+
+
+def cmd_forge_dsn(args):
+    lines = [
+        "From: MAILER-DAEMON@forger.example (Mail Delivery System)",
+        f"To: {args.to}",
+        "Subject: Undelivered Mail Returned to Sender",
+        f"Date: {email.utils.formatdate(localtime=True)}",
+        f"Message-ID: {email.utils.make_msgid(domain='forger.example')}",
+        "Auto-Submitted: auto-replied",
+        "MIME-Version: 1.0",
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="forged"',
+        "",
+        "--forged",
+        "Content-Type: text/plain; charset=us-ascii",
+        "",
+        f"<{args.failed}>: host mx.forger.example said: 550 5.1.1 User unknown",
+        "",
+        "--forged",
+        "Content-Type: message/delivery-status",
+        "",
+        "Reporting-MTA: dns; mx.forger.example",
+        "",
+        f"Final-Recipient: rfc822; {args.failed}",
+        "Action: failed",
+        "Status: 5.1.1",
+        "Diagnostic-Code: smtp; 550 5.1.1 User unknown",
+        "",
+        "--forged--",
+        "",
+    ]
+    raw = "\r\n".join(lines).encode("ascii")
+    try:
+        with smtplib.SMTP("127.0.0.1", args.port, local_hostname="mx.forger.example", timeout=30) as s:
+            refused = s.sendmail("", [args.to], raw)
+    except smtplib.SMTPException as e:
+        die(f"submission of a forged DSN to {args.to} failed: {e!r}")
+    if refused:
+        die(f"forged DSN refused at submission: {refused}")
 
 
 def read_users(args):
@@ -380,6 +423,12 @@ def main():
     s.add_argument("--rcpt", required=True)
     s.add_argument("--xverp", choices=["yes", "no"], required=True)
     s.set_defaults(fn=cmd_probe)
+
+    s = sub.add_parser("forge-dsn")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--to", required=True)
+    s.add_argument("--failed", required=True)
+    s.set_defaults(fn=cmd_forge_dsn)
 
     for name, fn in (("wait", cmd_wait), ("verify", cmd_verify)):
         s = sub.add_parser(name)

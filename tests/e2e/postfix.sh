@@ -18,7 +18,8 @@
 #      second approval sends nothing; a rejection reaches the poster (tests/e2e/flows.sh)
 #   h. personalized delivery and bounces: per-member copies with VERP, footer and
 #      List-Unsubscribe; a member address Postfix bounces (5.1.1), Postfix's DSN to its VERP
-#      address disables it (owner told, no more copies); unsubscribe by the member's own
+#      address sends it a probe, the probe's DSN disables it (owner told, no more copies);
+#      forged DSNs about a live member disable nobody; unsubscribe by the member's own
 #      List-Unsubscribe address; members enable (tests/e2e/bounces.sh)
 #
 # Environment: LISTKEEPER_BIN=/path/to/listkeeper skips the build and tests that binary;
