@@ -170,14 +170,37 @@ impl Store {
             }
             let mut t = txn.open_table(BOUNCES)?;
             let day = now / 86_400;
-            let (mut score, mut last_day, last, status, since) =
+            let (mut score, mut last_day, last, mut status, since, sent_probe) =
                 match t.get((list, member.as_str()))? {
                     Some(v) => {
-                        let (s, d, l, st, si, _) = v.value();
-                        (s, d, l, BounceStatus::from_code(st), si)
+                        let (s, d, l, st, si, p) = v.value();
+                        (s, d, l, BounceStatus::from_code(st), si, p.to_string())
                     }
-                    None => (0.0, u64::MAX, 0, BounceStatus::Ok, 0),
+                    None => (0.0, u64::MAX, 0, BounceStatus::Ok, 0, String::new()),
                 };
+            if status == BounceStatus::Probing {
+                if now.saturating_sub(since) <= rules.reset_after {
+                    if day == last_day {
+                        return Ok(BounceOutcome::Unchanged);
+                    }
+                    // Still bouncing on another day: the same probe again, at most once a
+                    // day (a probe whose sending failed gets its retry this way, and forged
+                    // bounces cost the member at most one probe a day).
+                    t.insert(
+                        (list, member.as_str()),
+                        (score, day, now, status.code(), since, sent_probe.as_str()),
+                    )?;
+                    drop(t);
+                    txn.commit()?;
+                    return Ok(BounceOutcome::Probe(sent_probe));
+                }
+                // The probe went unanswered for a quiet period: the mailbox took it, so the
+                // bounces that led to it were forged or over. Start again from zero.
+                txn.open_table(PROBES)?.remove(sent_probe.as_str())?;
+                status = BounceStatus::Ok;
+                score = 0.0;
+                last_day = u64::MAX;
+            }
             if status != BounceStatus::Ok {
                 return Ok(BounceOutcome::Unchanged);
             }
@@ -225,7 +248,9 @@ impl Store {
         Ok(outcome)
     }
 
-    /// A bounce of the probe with `token`: disables its member. Returns (list, member).
+    /// A bounce of the probe with `token`: disables its member. Returns (list, member); `None`
+    /// when the token is unknown, or its member has left the list or is no longer probing
+    /// with it (a late bounce must not disable, nor tell anyone it did).
     pub fn bounce_probe_failed(
         &self,
         token: &str,
@@ -244,9 +269,16 @@ impl Store {
                 probes.remove(token)?;
             }
             drop(probes);
+            let mut disabled = false;
             if let Some((list, member)) = &found {
+                let is_member = txn
+                    .open_table(MEMBERS)?
+                    .get((list.as_str(), member.as_str()))?
+                    .is_some();
                 let mut t = txn.open_table(BOUNCES)?;
-                let row = read(&t, list, member)?;
+                let row = read(&t, list, member)?
+                    .filter(|(r, p)| is_member && r.status == BounceStatus::Probing && p == token);
+                disabled = row.is_some();
                 if let Some((r, _)) = row {
                     t.insert(
                         (list.as_str(), member.as_str()),
@@ -267,7 +299,7 @@ impl Store {
                     }
                 }
             }
-            found
+            found.filter(|_| disabled)
         };
         txn.commit()?;
         Ok(found)
@@ -513,6 +545,80 @@ mod tests {
                 .map(|m| m.flags & FLAG_DISABLED),
             Some(FLAG_DISABLED)
         );
+        assert_eq!(
+            s.bounce_probe_failed(&probe, 4 * d, 30 * d).expect("probe"),
+            None
+        );
+    }
+
+    /// A member whose probe was delivered (no bounce came back) is not parked in `probing`:
+    /// a bounce on a later day sends the same probe again (once a day, so a probe that could
+    /// not be sent gets its retry), and after a quiet period without the probe bouncing, the
+    /// member starts again from zero.
+    #[test]
+    fn an_unanswered_probe_is_repeated_daily_then_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path(), 1 << 20).expect("open");
+        let probe = sample(0x0bad_cafe, 7);
+        s.add_members("l", &[Address::parse("m@x.org").expect("a")])
+            .expect("add");
+        let d = 86_400;
+        let r = rules(true);
+        for day in 1..3 {
+            s.bounce_record("l", "m@x.org", day * d, &r, &probe)
+                .expect("b");
+        }
+        assert_eq!(
+            s.bounce_record("l", "m@x.org", 3 * d, &r, &probe)
+                .expect("b"),
+            BounceOutcome::Probe(probe.clone())
+        );
+        // The same day: nothing more (forged bounces cost at most one probe a day).
+        assert_eq!(
+            s.bounce_record("l", "m@x.org", 3 * d + 60, &r, &sample(1, 1))
+                .expect("b"),
+            BounceOutcome::Unchanged
+        );
+        // The next day: the same probe again, not a new token.
+        assert_eq!(
+            s.bounce_record("l", "m@x.org", 4 * d, &r, &sample(2, 2))
+                .expect("b"),
+            BounceOutcome::Probe(probe.clone())
+        );
+        // A quiet period after the probe started without its bounce: back to zero.
+        let later = 3 * d + r.reset_after + d;
+        assert_eq!(
+            s.bounce_record("l", "m@x.org", later, &r, &sample(3, 3))
+                .expect("b"),
+            BounceOutcome::Scored(1.0)
+        );
+        let rec = s.bounce_list("l").expect("list");
+        assert_eq!(rec[0].status, BounceStatus::Ok);
+        // The old probe's token is forgotten: its late bounce disables nobody.
+        assert_eq!(
+            s.bounce_probe_failed(&probe, later, 30 * d).expect("probe"),
+            None
+        );
+        assert_eq!(
+            s.member_get("l", "m@x.org").expect("get").map(|m| m.flags),
+            Some(0)
+        );
+    }
+
+    /// A probe bounce that arrives after its member left disables nothing and reports nothing.
+    #[test]
+    fn a_probe_bounce_after_the_member_left_is_ignored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path(), 1 << 20).expect("open");
+        let probe = sample(0x0dd_f00d, 9);
+        let m = Address::parse("m@x.org").expect("a");
+        s.add_members("l", std::slice::from_ref(&m)).expect("add");
+        let d = 86_400;
+        for day in 1..4 {
+            s.bounce_record("l", "m@x.org", day * d, &rules(true), &probe)
+                .expect("b");
+        }
+        s.remove_members("l", &[m]).expect("remove");
         assert_eq!(
             s.bounce_probe_failed(&probe, 4 * d, 30 * d).expect("probe"),
             None
