@@ -177,8 +177,17 @@ fn check_invariants(name: &str, report: &Report) {
                     && parts.iter().all(|p| !p.is_empty() && p.len() <= 3),
                 "{name}: bad status {s:?}"
             );
-            let class = if b.failure == Failure::Hard { "5" } else { "4" };
+            // The class decides, except that a full mailbox (5.2.2) is soft.
+            let class = if b.failure == Failure::Hard || s == "5.2.2" {
+                "5"
+            } else {
+                "4"
+            };
             assert_eq!(parts[0], class, "{name}: status {s} but {:?}", b.failure);
+            assert!(
+                s != "5.2.2" || b.failure == Failure::Soft,
+                "{name}: a full mailbox is soft"
+            );
         }
         if let Some(d) = &b.diagnostic {
             assert!(

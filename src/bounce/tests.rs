@@ -188,6 +188,11 @@ fn dsn_actions_and_statuses_decide() {
         vec![failed("a@example.org", Failure::Hard, Some("5.2.1"))]
     );
     assert_eq!(one("Status: 4.2.1\n"), Report::Delayed);
+    // A full mailbox scores soft even with a permanent status.
+    assert_eq!(
+        summary(&one("Action: failed\nStatus: 5.2.2\n")),
+        vec![failed("a@example.org", Failure::Soft, Some("5.2.2"))]
+    );
     // Failed without a status: the diagnostic's codes, then its words, then hard.
     let soft = one("Action: failed\nDiagnostic-Code: smtp; 452 mailbox full\n");
     assert_eq!(

@@ -219,6 +219,11 @@ const HARD_WORDS: &[&str] = &[
 /// Hard or soft: from the enhanced status code, else the SMTP reply code in `reason`, else its
 /// words, else `default` (what the format itself says about the failure).
 pub(super) fn failure_of(status: Option<&str>, reason: &str, default: Failure) -> Failure {
+    // X.2.2, mailbox full: RFC 3463 uses it for persistent transient conditions too, and a
+    // full mailbox is usually emptied again; it scores as soft even when permanent.
+    if status.is_some_and(|s| s.trim() == "5.2.2") {
+        return Failure::Soft;
+    }
     match status.and_then(|s| s.bytes().next()) {
         Some(b'5') => return Failure::Hard,
         Some(b'4') => return Failure::Soft,
