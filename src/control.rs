@@ -417,12 +417,21 @@ impl ControlClient {
 
     /// Add or remove (`verb`) addresses; returns (changed, unchanged).
     pub fn change(self, verb: &str, list: &str, addrs: &[Address]) -> Result<AddOutcome, String> {
+        self.change_with(verb, list, |emit| addrs.iter().try_for_each(emit))
+    }
+
+    /// Add or remove (`verb`) the addresses `feed` emits, streamed to the server as they come
+    /// (it applies them in chunks); returns (changed, unchanged).
+    pub fn change_with(
+        self,
+        verb: &str,
+        list: &str,
+        feed: impl FnOnce(&mut dyn FnMut(&Address) -> Result<(), String>) -> Result<(), String>,
+    ) -> Result<AddOutcome, String> {
         let mut w = std::io::BufWriter::new(&self.stream);
         let io = |e: std::io::Error| format!("control socket: {e}");
         writeln!(w, "{verb} {list}").map_err(io)?;
-        for a in addrs {
-            writeln!(w, "{a}").map_err(io)?;
-        }
+        feed(&mut |a: &Address| writeln!(w, "{a}").map_err(io))?;
         writeln!(w, ".").map_err(io)?;
         w.flush().map_err(io)?;
         drop(w);

@@ -212,15 +212,18 @@ pub(super) fn resolve(config: &Config, wanted: &str) -> Result<String, String> {
 fn change(verb: &str, c: Change) -> Result<(), String> {
     let config = load_config(&c.config.config)?;
     let key = resolve(&config, &c.list)?;
-    let addrs = collect(&c.addresses, c.file.as_deref())?;
-    if addrs.is_empty() {
+    let source = Addresses::open(&c.addresses, c.file.as_deref())?;
+    if source.validate()? == 0 {
         return Err("no addresses given (as arguments or with --file)".into());
     }
     let out: AddOutcome = match Backend::open(&config)? {
-        Backend::Remote(p) => Backend::client(&p)?.change(verb, &key, &addrs)?,
+        Backend::Remote(p) => {
+            Backend::client(&p)?.change_with(verb, &key, |emit| source.each(&mut |a| emit(&a?)))?
+        }
         Backend::Local(store) => {
             let mut total = AddOutcome::default();
-            for chunk in addrs.chunks(10_000) {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let mut apply = |chunk: &mut Vec<Address>| -> Result<(), String> {
                 let o = if verb == "add" {
                     store.add_members(&key, chunk)
                 } else {
@@ -229,6 +232,18 @@ fn change(verb: &str, c: Change) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
                 total.changed += o.changed;
                 total.unchanged += o.unchanged;
+                chunk.clear();
+                Ok(())
+            };
+            source.each(&mut |a| {
+                chunk.push(a?);
+                if chunk.len() >= CHUNK {
+                    apply(&mut chunk)?;
+                }
+                Ok(())
+            })?;
+            if !chunk.is_empty() {
+                apply(&mut chunk)?;
             }
             total
         }
@@ -247,51 +262,96 @@ fn change(verb: &str, c: Change) -> Result<(), String> {
     Ok(())
 }
 
-/// Validate every address first (arguments, then the file): nothing changes unless all are
-/// valid, and each invalid one is named with its line.
-fn collect(args: &[String], file: Option<&std::path::Path>) -> Result<Vec<Address>, String> {
-    let mut out = Vec::with_capacity(args.len());
-    let mut errors = Vec::new();
-    for a in args {
-        match Address::parse(a) {
-            Ok(addr) => out.push(addr),
-            Err(e) => errors.push(format!("argument {a:?}: {e}")),
-        }
+/// Addresses per store transaction when the CLI writes the store itself.
+const CHUNK: usize = 10_000;
+
+/// The addresses of `members add|remove`: the arguments, then the file. Every address is
+/// validated before anything changes; then they are applied in chunks. A file is read twice
+/// for that (memory stays flat however long it is); standard input cannot be, so it is kept,
+/// as its bytes.
+struct Addresses<'a> {
+    args: &'a [String],
+    input: Option<(String, Input)>,
+}
+
+enum Input {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+impl<'a> Addresses<'a> {
+    fn open(args: &'a [String], file: Option<&std::path::Path>) -> Result<Self, String> {
+        let input = match file {
+            None => None,
+            Some(p) if p.as_os_str() == "-" => {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+                    .map_err(|e| format!("<stdin>: {e}"))?;
+                Some(("<stdin>".to_string(), Input::Bytes(bytes)))
+            }
+            Some(p) => Some((p.display().to_string(), Input::File(p.to_path_buf()))),
+        };
+        Ok(Addresses { args, input })
     }
-    if let Some(path) = file {
-        let name = path.display().to_string();
-        let reader: Box<dyn BufRead> = if name == "-" {
-            Box::new(std::io::BufReader::new(std::io::stdin()))
-        } else {
-            let f = std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?;
-            Box::new(std::io::BufReader::new(f))
+
+    /// Call `f` with each address, or with the error naming where an invalid one is, in order.
+    fn each(
+        &self,
+        f: &mut dyn FnMut(Result<Address, String>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        for a in self.args {
+            f(Address::parse(a).map_err(|e| format!("argument {a:?}: {e}")))?;
+        }
+        let Some((name, input)) = &self.input else {
+            return Ok(());
         };
-        let name = if name == "-" {
-            "<stdin>".to_string()
-        } else {
-            name
-        };
-        for (i, line) in reader.split(b'\n').enumerate() {
-            let line = line.map_err(|e| format!("{name}: {e}"))?;
-            let text = String::from_utf8_lossy(&line);
+        let mut line_of = |i: usize, line: &[u8]| -> Result<(), String> {
+            let text = String::from_utf8_lossy(line);
             let t = text.trim();
             if t.is_empty() || t.starts_with('#') {
-                continue;
+                return Ok(());
             }
-            match Address::parse(t) {
-                Ok(a) => out.push(a),
-                Err(e) => errors.push(format!("{name}:{}: {t:?}: {e}", i + 1)),
+            f(Address::parse(t).map_err(|e| format!("{name}:{}: {t:?}: {e}", i + 1)))
+        };
+        match input {
+            Input::Bytes(bytes) => {
+                for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                    line_of(i, line)?;
+                }
+            }
+            Input::File(path) => {
+                let file = std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?;
+                for (i, line) in std::io::BufReader::new(file).split(b'\n').enumerate() {
+                    line_of(i, &line.map_err(|e| format!("{name}: {e}"))?)?;
+                }
             }
         }
+        Ok(())
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        let n = errors.len();
-        let shown: Vec<String> = errors.into_iter().take(20).collect();
-        Err(format!(
-            "{}\nlistkeeper: {n} invalid address(es); nothing was changed",
-            shown.join("\nlistkeeper: ")
-        ))
+
+    /// The number of addresses when all are valid; otherwise every problem (20 shown), and
+    /// nothing may change.
+    fn validate(&self) -> Result<usize, String> {
+        let (mut count, mut errors, mut shown) = (0usize, 0usize, Vec::new());
+        self.each(&mut |a| {
+            match a {
+                Ok(_) => count += 1,
+                Err(e) => {
+                    errors += 1;
+                    if shown.len() < 20 {
+                        shown.push(e);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if errors == 0 {
+            Ok(count)
+        } else {
+            Err(format!(
+                "{}\nlistkeeper: {errors} invalid address(es); nothing was changed",
+                shown.join("\nlistkeeper: ")
+            ))
+        }
     }
 }
