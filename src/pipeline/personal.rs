@@ -2,7 +2,8 @@
 //! rendered from a post prepared once ([`decorate::Prepared`]).
 //!
 //! A member's own unsubscribe address is `NAME-leave+MAC.LOCAL=DOMAIN@LISTDOMAIN`: the MAC
-//! (HMAC-SHA256 over list and member with the installation's secret, 64 bits shown) proves
+//! (HMAC-SHA256 over list and member with the installation's secret, 128 bits shown as 26
+//! base32 characters) proves
 //! the address came from that member's copy, so mail to it unsubscribes at once, and nobody
 //! can forge one for somebody else.
 
@@ -14,18 +15,18 @@ use crate::config::ListConfig;
 use crate::reinject::Wire;
 use crate::store::ct_eq;
 
-/// Hex characters of the MAC in an unsubscribe address.
-const MAC_HEX: usize = 16;
+/// Bytes of the MAC shown in an unsubscribe address (128 bits, as many as a token's secret).
+const MAC_BYTES: usize = 16;
 
-/// HMAC-SHA256 (RFC 2104).
-fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+/// HMAC-SHA256 (RFC 2104) of the concatenated `data` under a key of at most 32 bytes
+/// (zero-padded, as HMAC pads short keys anyway).
+fn hmac(key: &[u8; 32], data: &[&[u8]]) -> [u8; 32] {
     let mut k = [0u8; 64];
     k[..32].copy_from_slice(key);
     let mut inner = Sha256::new();
     inner.update(k.map(|b| b ^ 0x36));
-    for p in parts {
-        inner.update(p);
-        inner.update([0]);
+    for d in data {
+        inner.update(d);
     }
     let mut outer = Sha256::new();
     outer.update(k.map(|b| b ^ 0x5c));
@@ -33,14 +34,38 @@ fn hmac(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     outer.finalize().into()
 }
 
-fn mac_hex(secret: &[u8; 32], list: &str, member_key: &str) -> String {
-    hmac(
+/// The MAC of `member_key` on `list`: 128 bits in lowercase base32 (RFC 4648 alphabet, no
+/// padding; 26 characters, case-insensitive like a local part may be treated).
+fn mac_text(secret: &[u8; 32], list: &str, member_key: &str) -> String {
+    let mac = hmac(
         secret,
-        &[b"unsubscribe", list.as_bytes(), member_key.as_bytes()],
-    )[..MAC_HEX / 2]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        &[
+            b"unsubscribe\0",
+            list.as_bytes(),
+            b"\0",
+            member_key.as_bytes(),
+            b"\0",
+        ],
+    );
+    base32(&mac[..MAC_BYTES])
+}
+
+fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
+    }
+    out
 }
 
 /// The envelope sender for `member`'s copy: `NAME-bounces+LOCAL=DOMAIN@LISTDOMAIN`.
@@ -64,7 +89,7 @@ pub fn unsubscribe_address(
     format!(
         "{}-leave{delimiter}{}.{}@{}",
         list.name,
-        mac_hex(secret, &list.key(), &key),
+        mac_text(secret, &list.key(), &key),
         verp(&key),
         list.address.domain()
     )
@@ -74,9 +99,10 @@ pub fn unsubscribe_address(
 pub fn verify_unsubscribe(list: &ListConfig, secret: &[u8; 32], ext: &str) -> Option<String> {
     let (mac, rest) = ext.split_once('.')?;
     let member = unverp(rest)?.to_lowercase();
-    let want = mac_hex(secret, &list.key(), &member);
-    // Constant-time comparison: the MAC is the secret part.
-    ct_eq(mac.as_bytes(), want.as_bytes()).then_some(member)
+    let want = mac_text(secret, &list.key(), &member);
+    // Constant-time comparison: the MAC is the secret part. Some MTAs change the case of
+    // local parts; the alphabet is case-insensitive.
+    ct_eq(mac.to_ascii_lowercase().as_bytes(), want.as_bytes()).then_some(member)
 }
 
 /// What a personalized fan-out needs besides the members.
@@ -116,15 +142,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hmac_matches_rfc_4231_shape_and_verifies() {
-        // Same key and parts give the same MAC, another member another one.
-        let secret = [7u8; 32];
-        assert_eq!(mac_hex(&secret, "l", "a@x"), mac_hex(&secret, "l", "a@x"));
-        assert_ne!(mac_hex(&secret, "l", "a@x"), mac_hex(&secret, "l", "b@x"));
-        assert_ne!(
-            mac_hex(&secret, "l", "a@x"),
-            mac_hex(&[8u8; 32], "l", "a@x")
+    fn hmac_matches_rfc_4231_and_the_mac_is_128_bits() {
+        // RFC 4231, test case 2: key "Jefe", data "what do ya want for nothing?".
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(b"Jefe");
+        let mac = hmac(&key, &[b"what do ya want ", b"for nothing?"]);
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+        // RFC 4648 test vectors (lowercase, unpadded).
+        assert_eq!(base32(b"f"), "my");
+        assert_eq!(base32(b"foob"), "mzxw6yq");
+        assert_eq!(base32(b"foobar"), "mzxw6ytboi");
+        // Same key and parts give the same MAC, another member or secret another one.
+        let secret = [7u8; 32];
+        let mac = mac_text(&secret, "l", "a@x");
+        assert_eq!(mac.len(), 26);
+        assert_eq!(mac, mac_text(&secret, "l", "a@x"));
+        assert_ne!(mac, mac_text(&secret, "l", "b@x"));
+        assert_ne!(mac, mac_text(&[8u8; 32], "l", "a@x"));
+        // The parts are separated: "l" + "a@x" is not "la" + "@x".
+        assert_ne!(mac_text(&secret, "la", "@x"), mac_text(&secret, "l", "a@x"));
         assert_eq!(verp("bob@example.org"), "bob=example.org");
         assert_eq!(
             unverp("bob=x=example.org").as_deref(),

@@ -120,7 +120,7 @@ step_h() {
             fail "$u's List-Unsubscribe is '$lu', expected <mailto:news-leave+...>"
         unsub="${BASH_REMATCH[1]//%3D/=}"
         unsub="${unsub//%3d/=}"
-        [[ "$unsub" =~ ^news-leave\+[0-9a-f]{16}\.$u=members\.test@lists\.test$ ]] ||
+        [[ "$unsub" =~ ^news-leave\+[a-z2-7]{26}\.$u=members\.test@lists\.test$ ]] ||
             fail "$u's List-Unsubscribe names '$unsub', expected news-leave+MAC.$u=$MEMBER_DOMAIN@$LIST_DOMAIN"
         others=()
         for other in "${NEWS_USERS[@]}" "$NEWS_DEAD"; do

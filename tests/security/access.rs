@@ -350,14 +350,25 @@ async fn an_unsubscribe_mac_works_only_for_its_member_and_list() {
     let (mac, member) = rest.split_once('.').expect("MAC.member");
     assert_eq!(prefix, "p13n-leave");
     assert!(member.starts_with("ann=members.test@"), "{addr}");
+    // 128 bits in base32: 26 characters of a-z2-7.
+    assert!(
+        mac.len() == 26
+            && mac
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)),
+        "{mac}"
+    );
+    let other_first = if mac.starts_with('a') { "b" } else { "a" };
 
     let forged = [
         // Another list, same member and MAC.
         addr.replace("p13n-leave+", "p2-leave+"),
         // Another member, same MAC.
         addr.replace("ann=members.test", "bo=members.test"),
-        // One hex digit changed, a shortened MAC, an empty MAC.
+        // One character changed (outside and inside the alphabet), a shortened MAC, an
+        // empty MAC.
         format!("{prefix}+{}.{member}", altered(mac)),
+        format!("{prefix}+{other_first}{}.{member}", &mac[1..]),
         format!("{prefix}+{}.{member}", &mac[..8]),
         format!("{prefix}+.{member}"),
     ];
