@@ -15,6 +15,7 @@ mod held;
 mod journal;
 pub mod members;
 mod pending;
+mod rate;
 mod token;
 
 use std::path::{Path, PathBuf};
@@ -119,6 +120,7 @@ impl Store {
         members::init(&txn)?;
         journal::init(&txn)?;
         pending::init(&txn)?;
+        rate::init(&txn)?;
         held::init(&txn)?;
         bounces::init(&txn)?;
         txn.commit()?;

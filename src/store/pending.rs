@@ -22,16 +22,13 @@ const PENDING: TableDefinition<&str, PendingRow<'static>> = TableDefinition::new
 const PENDING_BY: TableDefinition<(&str, &str, u8), &str> = TableDefinition::new("pending_by");
 /// (expires, token) -> (): sweep order.
 const PENDING_EXP: TableDefinition<(u64, &str), ()> = TableDefinition::new("pending_exp");
-/// (hour, list, address key or "") -> count.
-const RATE: TableDefinition<(u64, &str, &str), u64> = TableDefinition::new("rate");
-
+/// Expired requests removed per write, so the tables never grow.
 const SWEEP_PER_WRITE: usize = 16;
 
 pub(super) fn init(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(PENDING)?;
     txn.open_table(PENDING_BY)?;
     txn.open_table(PENDING_EXP)?;
-    txn.open_table(RATE)?;
     Ok(())
 }
 
@@ -280,47 +277,6 @@ impl Store {
         sweep(&txn, now)?;
         txn.commit()?;
         Ok(result)
-    }
-
-    /// Count one confirmation mail to `address` of `list` in the hour `now` falls in; false
-    /// (and nothing counted) when the address or the list is over its cap.
-    pub fn rate_allow(
-        &self,
-        list: &str,
-        address: &str,
-        now: u64,
-        per_address: u64,
-        per_list: u64,
-    ) -> Result<bool, StoreError> {
-        let hour = now / 3600;
-        let akey = key_of(address);
-        let txn = self.write()?;
-        let allowed = {
-            let mut t = txn.open_table(RATE)?;
-            let a = t.get((hour, list, akey.as_str()))?.map_or(0, |v| v.value());
-            let l = t.get((hour, list, ""))?.map_or(0, |v| v.value());
-            let ok = a < per_address && l < per_list;
-            if ok {
-                t.insert((hour, list, akey.as_str()), a + 1)?;
-                t.insert((hour, list, ""), l + 1)?;
-            }
-            // Counters of earlier hours are of no use any more.
-            let old: Vec<(u64, String, String)> = t
-                .range((0u64, "", "")..(hour, "", ""))?
-                .take(SWEEP_PER_WRITE * 4)
-                .filter_map(|r| r.ok())
-                .map(|(k, _)| {
-                    let (h, l, a) = k.value();
-                    (h, l.to_string(), a.to_string())
-                })
-                .collect();
-            for (h, l, a) in old {
-                t.remove((h, l.as_str(), a.as_str()))?;
-            }
-            ok
-        };
-        txn.commit()?;
-        Ok(allowed)
     }
 
     /// The member record of `address` on `list`, if subscribed.
@@ -577,25 +533,5 @@ mod tests {
             .expect("create");
         assert!(s.pending_get(&tok(5)).expect("get").is_none());
         assert!(s.pending_get(&tok(6)).expect("get").is_some());
-    }
-
-    #[test]
-    fn rate_caps_per_address_and_per_list() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(dir.path(), 1 << 20).expect("open");
-        let now = 7200 * 10;
-        assert!(s.rate_allow("dev", "v@x.org", now, 2, 3).expect("rate"));
-        assert!(s.rate_allow("dev", "V@x.org", now, 2, 3).expect("rate"));
-        assert!(!s.rate_allow("dev", "v@x.org", now, 2, 3).expect("rate"));
-        assert!(s.rate_allow("dev", "w@x.org", now, 2, 3).expect("rate"));
-        assert!(
-            !s.rate_allow("dev", "z@x.org", now, 2, 3).expect("rate"),
-            "list cap"
-        );
-        assert!(
-            s.rate_allow("dev", "v@x.org", now + 3600, 2, 3)
-                .expect("rate"),
-            "next hour"
-        );
     }
 }

@@ -1,0 +1,86 @@
+//! Hourly caps on the mail that requests make listkeeper send (confirmations, replies,
+//! acknowledgements): per address and per list, so a forged sender costs a bounded number of
+//! mails to its victim.
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+use super::{Store, StoreError};
+
+/// (hour, list, address or "" for the list's total) -> mails counted in that hour.
+const RATE: TableDefinition<(u64, &str, &str), u64> = TableDefinition::new("rate");
+
+/// Counters of past hours removed per write, so the table never grows.
+const SWEEP_PER_WRITE: usize = 64;
+
+pub(super) fn init(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(RATE)?;
+    Ok(())
+}
+
+impl Store {
+    /// Count one confirmation mail to `address` of `list` in the hour `now` falls in; false
+    /// (and nothing counted) when the address or the list is over its cap.
+    pub fn rate_allow(
+        &self,
+        list: &str,
+        address: &str,
+        now: u64,
+        per_address: u64,
+        per_list: u64,
+    ) -> Result<bool, StoreError> {
+        let hour = now / 3600;
+        let akey = address.to_lowercase();
+        let txn = self.write()?;
+        let allowed = {
+            let mut t = txn.open_table(RATE)?;
+            let a = t.get((hour, list, akey.as_str()))?.map_or(0, |v| v.value());
+            let l = t.get((hour, list, ""))?.map_or(0, |v| v.value());
+            let ok = a < per_address && l < per_list;
+            if ok {
+                t.insert((hour, list, akey.as_str()), a + 1)?;
+                t.insert((hour, list, ""), l + 1)?;
+            }
+            // Counters of earlier hours are of no use any more.
+            let old: Vec<(u64, String, String)> = t
+                .range((0u64, "", "")..(hour, "", ""))?
+                .take(SWEEP_PER_WRITE)
+                .filter_map(|r| r.ok())
+                .map(|(k, _)| {
+                    let (h, l, a) = k.value();
+                    (h, l.to_string(), a.to_string())
+                })
+                .collect();
+            for (h, l, a) in old {
+                t.remove((h, l.as_str(), a.as_str()))?;
+            }
+            ok
+        };
+        txn.commit()?;
+        Ok(allowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_caps_per_address_and_per_list() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path(), 1 << 20).expect("open");
+        let now = 7200 * 10;
+        assert!(s.rate_allow("dev", "v@x.org", now, 2, 3).expect("rate"));
+        assert!(s.rate_allow("dev", "V@x.org", now, 2, 3).expect("rate"));
+        assert!(!s.rate_allow("dev", "v@x.org", now, 2, 3).expect("rate"));
+        assert!(s.rate_allow("dev", "w@x.org", now, 2, 3).expect("rate"));
+        assert!(
+            !s.rate_allow("dev", "z@x.org", now, 2, 3).expect("rate"),
+            "list cap"
+        );
+        assert!(
+            s.rate_allow("dev", "v@x.org", now + 3600, 2, 3)
+                .expect("rate"),
+            "next hour"
+        );
+    }
+}
