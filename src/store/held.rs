@@ -8,7 +8,9 @@
 //! journal skips what was sent), a `Done` one is "already approved". Decided rows stay, without
 //! the message, until they expire, so late answers get a sentence instead of "unknown".
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 
 use super::members::{FLAG_MODERATED, MEMBERS};
 use super::token::find_token;
@@ -24,6 +26,8 @@ const HELD: TableDefinition<&str, HeldRow<'static>> = TableDefinition::new("held
 const HELD_MSG: TableDefinition<&str, &[u8]> = TableDefinition::new("held_msg");
 /// post identity (journal key) -> token: a retried delivery finds its held post.
 const HELD_BY_KEY: TableDefinition<&[u8], &str> = TableDefinition::new("held_by_key");
+/// (list, token) -> (): the rows of one list, without scanning every list's.
+const HELD_BY_LIST: TableDefinition<(&str, &str), ()> = TableDefinition::new("held_by_list");
 /// (expires, token) -> (): expiry order.
 const HELD_EXP: TableDefinition<(u64, &str), ()> = TableDefinition::new("held_exp");
 /// (list, message id) -> when distributed.
@@ -41,7 +45,36 @@ pub(super) fn init(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(HELD_EXP)?;
     txn.open_table(SEEN)?;
     txn.open_table(SEEN_AGE)?;
+    // A store made before the per-list index: build it once.
+    let mut by_list = txn.open_table(HELD_BY_LIST)?;
+    if by_list.is_empty()? {
+        let held = txn.open_table(HELD)?;
+        for row in held.iter()? {
+            let (k, v) = row?;
+            by_list.insert((v.value().0, k.value()), ())?;
+        }
+    }
     Ok(())
+}
+
+/// Every held row of `list` (any state), through the per-list index.
+fn rows_of(
+    by_list: &impl ReadableTable<(&'static str, &'static str), ()>,
+    held: &impl ReadableTable<&'static str, HeldRow<'static>>,
+    list: &str,
+) -> Result<Vec<Held>, StoreError> {
+    let mut out = Vec::new();
+    for row in by_list.range((list, "")..)? {
+        let (k, _) = row?;
+        let (l, token) = k.value();
+        if l != list {
+            break;
+        }
+        if let Some(v) = held.get(token)? {
+            out.push(decode(token, v.value()));
+        }
+    }
+    Ok(out)
 }
 
 /// Where a held post stands.
@@ -216,21 +249,20 @@ impl Store {
         cap: usize,
     ) -> Result<bool, StoreError> {
         let txn = self.write()?;
-        if cap < usize::MAX {
-            let t = txn.open_table(HELD)?;
-            let mut waiting = 0;
-            for row in t.iter()? {
-                let (k, v) = row?;
-                let other = decode(k.value(), v.value());
-                if other.list == h.list && other.state == HeldState::Held {
-                    waiting += 1;
-                    if waiting >= cap {
-                        return Ok(false);
-                    }
-                }
-            }
+        let waiting = rows_of(
+            &txn.open_table(HELD_BY_LIST)?,
+            &txn.open_table(HELD)?,
+            &h.list,
+        )?
+        .iter()
+        .filter(|o| o.state == HeldState::Held)
+        .count();
+        if waiting >= cap {
+            return Ok(false);
         }
         write(&txn, h)?;
+        txn.open_table(HELD_BY_LIST)?
+            .insert((h.list.as_str(), h.token.as_str()), ())?;
         txn.open_table(HELD_MSG)?
             .insert(h.token.as_str(), message)?;
         txn.open_table(HELD_BY_KEY)?.insert(key, h.token.as_str())?;
@@ -257,15 +289,8 @@ impl Store {
     /// Posts of `list` waiting for a decision (or approved and not yet distributed), oldest first.
     pub fn held_list(&self, list: &str) -> Result<Vec<Held>, StoreError> {
         let txn = self.db.begin_read()?;
-        let t = txn.open_table(HELD)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
-            let h = decode(k.value(), v.value());
-            if h.list == list && matches!(h.state, HeldState::Held | HeldState::Approved) {
-                out.push(h);
-            }
-        }
+        let mut out = rows_of(&txn.open_table(HELD_BY_LIST)?, &txn.open_table(HELD)?, list)?;
+        out.retain(|h| matches!(h.state, HeldState::Held | HeldState::Approved));
         out.sort_by_key(|h| h.received);
         Ok(out)
     }
@@ -342,9 +367,11 @@ impl Store {
                 .collect();
             let mut t = txn.open_table(HELD)?;
             let mut msgs = txn.open_table(HELD_MSG)?;
+            let mut by_list = txn.open_table(HELD_BY_LIST)?;
             for (e, token) in due {
                 exp.remove((e, token.as_str()))?;
                 if let Some(h) = read(&t, &token)? {
+                    by_list.remove((h.list.as_str(), token.as_str()))?;
                     if h.state == HeldState::Held {
                         out.push(h);
                     }
@@ -591,5 +618,44 @@ mod tests {
         assert!(!s
             .member_set_moderated("dev@x.org", "nobody@x.org", true)
             .expect("set"));
+    }
+
+    /// The cap counts the waiting posts of that list only: other lists' posts and decided or
+    /// expired ones make room, and the per-list index follows puts and expiry.
+    #[test]
+    fn the_cap_counts_one_lists_waiting_posts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path(), 1 << 20).expect("open");
+        let other = Held {
+            list: "other@x.org".into(),
+            ..held(&tok(0x10), 5000)
+        };
+        assert!(s.held_put_within(&other, b"o", b"x", 1).expect("put"));
+        assert!(s
+            .held_put_within(&held(&tok(0x11), 100), b"a", b"x", 2)
+            .expect("put"));
+        assert!(s
+            .held_put_within(&held(&tok(0x12), 200), b"b", b"x", 2)
+            .expect("put"));
+        assert!(!s
+            .held_put_within(&held(&tok(0x13), 300), b"c", b"x", 2)
+            .expect("put"));
+        assert_eq!(s.held_list("dev@x.org").expect("list").len(), 2);
+        assert_eq!(s.held_list("other@x.org").expect("list").len(), 1);
+        // A discarded post no longer waits.
+        assert!(matches!(
+            s.held_decide(&tok(0x11), "dev@x.org", Decision::Discard)
+                .expect("decide"),
+            Decided::Now(_)
+        ));
+        assert!(s
+            .held_put_within(&held(&tok(0x13), 300), b"c", b"x", 2)
+            .expect("put"));
+        // Expiry removes rows from the index too.
+        assert_eq!(s.held_expire(250, 10).expect("expire").len(), 1);
+        assert_eq!(s.held_list("dev@x.org").expect("list").len(), 1);
+        assert!(s
+            .held_put_within(&held(&tok(0x14), 400), b"d", b"x", 2)
+            .expect("put"));
     }
 }
