@@ -8,10 +8,8 @@ mod common;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-use common::{Harness, Sink};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use common::{dialogue, stop_server as stop, wait_until, Harness, Sink};
 
 const BIN: &str = env!("CARGO_BIN_EXE_listkeeper");
 
@@ -45,39 +43,6 @@ fn start(
         .stderr(Stdio::from(log))
         .spawn()
         .expect("spawn listkeeper")
-}
-
-/// SIGTERM, then the exit status (killed after 20 s).
-fn stop(mut child: Child) -> std::process::ExitStatus {
-    // SAFETY: kill(2) on the pid of our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    for _ in 0..200 {
-        if let Ok(Some(status)) = child.try_wait() {
-            return status;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    child.wait().expect("wait")
-}
-
-/// Write `client`, read replies until 221 or silence.
-async fn dialogue(stream: tokio::net::TcpStream, client: &str) -> String {
-    let (r, mut w) = stream.into_split();
-    w.write_all(client.as_bytes()).await.expect("write");
-    let mut r = BufReader::new(r);
-    let mut out = String::new();
-    loop {
-        let mut line = String::new();
-        match tokio::time::timeout(Duration::from_secs(20), r.read_line(&mut line)).await {
-            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-            Ok(Ok(_)) => out.push_str(&line),
-        }
-        if line.starts_with("221") {
-            break;
-        }
-    }
-    out
 }
 
 fn log_of(path: &Path) -> String {
@@ -170,19 +135,7 @@ async fn an_activated_unix_socket_serves_lmtp() {
     let stream = tokio::net::UnixStream::connect(&path)
         .await
         .expect("connect");
-    let (r, mut w) = stream.into_split();
-    w.write_all(b"LHLO t\r\nQUIT\r\n").await.expect("write");
-    let mut lines = BufReader::new(r).lines();
-    let mut said = String::new();
-    while let Ok(Ok(Some(l))) =
-        tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await
-    {
-        said.push_str(&l);
-        said.push('\n');
-        if l.starts_with("221") {
-            break;
-        }
-    }
+    let said = dialogue(stream, "LHLO t\r\nQUIT\r\n").await;
     assert!(
         said.starts_with("220 ") && said.contains("250-PIPELINING") && said.contains("221 "),
         "{said}\n{}",
@@ -205,14 +158,7 @@ fn descriptors_for_another_pid_are_ignored() {
     let lmtp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let child = start(&config, lmtp.into(), None, "lmtp", Some("1"), &log);
     let sock = h.path().join("lmtp.sock");
-    let mut bound = false;
-    for _ in 0..200 {
-        if std::os::unix::net::UnixStream::connect(&sock).is_ok() {
-            bound = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let bound = wait_until(|| std::os::unix::net::UnixStream::connect(&sock).is_ok());
     let exit = stop(child);
     assert!(bound, "configured listener not bound\n{}", log_of(&log));
     assert!(exit.success(), "{exit:?}\n{}", log_of(&log));
@@ -229,13 +175,10 @@ fn a_datagram_socket_is_refused_at_start() {
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let mut child = start(&config, udp.into(), None, "lmtp", None, &log);
     let mut status = None;
-    for _ in 0..200 {
-        if let Ok(Some(s)) = child.try_wait() {
-            status = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(|| {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
     let Some(status) = status else {
         let _ = child.kill();
         panic!("still running with a datagram socket\n{}", log_of(&log));

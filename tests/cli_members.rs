@@ -7,7 +7,6 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use common::Harness;
 
@@ -147,28 +146,19 @@ fn file_import_on_the_store() {
 fn file_import_through_a_running_server() {
     let h = Harness::new("127.0.0.1:9", "");
     let config = h.path().join("listkeeper.toml");
-    let mut server = Command::new(BIN)
+    let server = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&config)
         .stderr(Stdio::null())
         .spawn()
         .expect("serve");
     let control = h.config.server.control_socket.clone();
-    let mut up = false;
-    for _ in 0..200 {
-        if std::os::unix::net::UnixStream::connect(&control).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let up = common::wait_until(|| std::os::unix::net::UnixStream::connect(&control).is_ok());
     if up {
         // The store is the server's now: the CLI must go through the control socket.
         file_import_and_errors(&h);
     }
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
-    let status = server.wait().expect("wait");
+    let status = common::stop_server(server);
     assert!(up, "the server did not start");
     assert!(status.success(), "{status:?}");
 }

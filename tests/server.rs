@@ -5,29 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::Sink;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-async fn dialogue<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    stream: S,
-    client: &str,
-) -> String {
-    let (r, mut w) = tokio::io::split(stream);
-    w.write_all(client.as_bytes()).await.expect("write");
-    let mut r = BufReader::new(r);
-    let mut out = String::new();
-    loop {
-        let mut line = String::new();
-        match tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut line)).await {
-            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-            Ok(Ok(_)) => out.push_str(&line),
-        }
-        if line.starts_with("221") {
-            break;
-        }
-    }
-    out
-}
+use common::{boot, dialogue, Booted, Sink};
 
 #[tokio::test]
 async fn serves_unix_and_tcp_reloads_and_stops_cleanly() {
@@ -269,55 +247,6 @@ async fn operator_approves_a_pending_subscription_over_the_control_socket() {
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }
 
-struct Booted {
-    _dir: tempfile::TempDir,
-    sink: Sink,
-    sock: std::path::PathBuf,
-    control: std::path::PathBuf,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<Result<(), listkeeper::server::ServerError>>,
-}
-
-async fn boot(lists: &[(&str, &str)]) -> Booted {
-    let sink = Sink::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let lists_dir = dir.path().join("lists.d");
-    std::fs::create_dir_all(&lists_dir).expect("mkdir");
-    for (name, text) in lists {
-        std::fs::write(lists_dir.join(format!("{name}.toml")), text).expect("write");
-    }
-    let text = format!("[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\ndata_dir = \"data\"\n[reinject]\ntarget = \"{}\"\n", sink.addr);
-    let path = dir.path().join("listkeeper.toml");
-    std::fs::write(&path, &text).expect("write");
-    let config = listkeeper::config::Config::parse(&path, &text).expect("config");
-    let control = config.server.control_socket.clone();
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (_reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
-    let server = tokio::spawn(listkeeper::server::run(
-        config,
-        async move {
-            let _ = stop_rx.await;
-            drop(_reload_tx);
-        },
-        reload_rx,
-    ));
-    let sock = dir.path().join("lmtp.sock");
-    for _ in 0..200 {
-        if control.exists() && sock.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Booted {
-        _dir: dir,
-        sink,
-        sock,
-        control,
-        stop,
-        server,
-    }
-}
-
 /// Run a blocking control-socket call.
 async fn control<T: Send + 'static>(
     path: &std::path::Path,
@@ -334,7 +263,7 @@ async fn control<T: Send + 'static>(
 /// `listkeeper held list|show|approve` and `members set --moderated` against a live server.
 #[tokio::test]
 async fn operator_moderates_over_the_control_socket() {
-    let b = boot(&[("club", "address = \"club@example.org\"\nowners = [\"boss@owners.test\"]\n[posting]\npolicy = \"members\"\n")]).await;
+    let b = boot(&[("club", "address = \"club@example.org\"\nowners = [\"boss@owners.test\"]\n[posting]\npolicy = \"members\"\n")], "").await;
     let out = control(&b.control, |c| {
         c.change(
             "add",
@@ -420,7 +349,7 @@ async fn status_reports_counters_and_readiness_is_notified() {
         .expect("timeout");
     // SAFETY of the test: this test binary's other tests do not read NOTIFY_SOCKET.
     unsafe { std::env::set_var("NOTIFY_SOCKET", &notify_path) };
-    let b = boot(&[("dev", common::DEV_LIST)]).await;
+    let b = boot(&[("dev", common::DEV_LIST)], "").await;
     let ready = tokio::task::spawn_blocking(move || {
         let mut buf = [0u8; 64];
         notify
@@ -460,8 +389,8 @@ async fn status_reports_counters_and_readiness_is_notified() {
 /// changes nothing.
 #[tokio::test]
 async fn global_file_edits_apply_live() {
-    let b = boot(&[("dev", common::DEV_LIST)]).await;
-    let path = b._dir.path().join("listkeeper.toml");
+    let b = boot(&[("dev", common::DEV_LIST)], "").await;
+    let path = b.dir.path().join("listkeeper.toml");
     let original = std::fs::read_to_string(&path).expect("read");
     let status = |b: &Booted| {
         let c = b.control.clone();

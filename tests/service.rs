@@ -4,7 +4,6 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::Harness;
 
@@ -26,24 +25,17 @@ fn risky_settings_are_warned_about_in_the_log() {
     );
     std::fs::write(&config, text).expect("write");
     let log = h.path().join("serve.log");
-    let mut server = Command::new(BIN)
+    let server = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&config)
         .env("RUST_LOG", "info")
         .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
         .spawn()
         .expect("serve");
-    let mut ready = false;
-    for _ in 0..200 {
-        if std::fs::read_to_string(&log).is_ok_and(|l| l.contains("listkeeper ready")) {
-            ready = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
-    let status = server.wait().expect("wait");
+    let ready = common::wait_until(|| {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("listkeeper ready"))
+    });
+    let status = common::stop_server(server);
     let said = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(ready && status.success(), "{status:?}\n{said}");
     assert!(

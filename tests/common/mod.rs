@@ -403,3 +403,118 @@ pub fn header(mail: &str, name: &str) -> Option<String> {
         })
         .map(str::to_string)
 }
+
+/// Poll `ready` every 50 ms for at most 10 s (waiting for a spawned server, not timing it).
+pub fn wait_until(mut ready: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// SIGTERM to a spawned `listkeeper serve`, then its exit status (killed after 10 s more).
+pub fn stop_server(mut child: std::process::Child) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on the pid of our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    if wait_until(|| matches!(child.try_wait(), Ok(Some(_)))) {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+    }
+    let _ = child.kill();
+    child.wait().expect("wait")
+}
+
+/// Write `client` to a live LMTP connection in one piece and read the replies until `221` or
+/// 10 s of silence.
+pub async fn dialogue<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
+    client: &str,
+) -> String {
+    let (r, mut w) = tokio::io::split(stream);
+    w.write_all(client.as_bytes()).await.expect("write");
+    let mut r = BufReader::new(r);
+    let mut out = String::new();
+    loop {
+        let mut line = String::new();
+        match tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut line)).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+            Ok(Ok(_)) => out.push_str(&line),
+        }
+        if line.starts_with("221") {
+            break;
+        }
+    }
+    out
+}
+
+/// `listkeeper serve` running in this process: a unix LMTP listener `lmtp.sock`, the lists
+/// given, `server_extra` in `[server]`, re-injection into a fresh sink.
+pub struct Booted {
+    /// The temp dir: `lmtp.sock`, `data/`, `lists.d/`.
+    pub dir: tempfile::TempDir,
+    pub sink: Sink,
+    pub sock: PathBuf,
+    pub control: PathBuf,
+    pub stop: tokio::sync::oneshot::Sender<()>,
+    pub server: tokio::task::JoinHandle<Result<(), listkeeper::server::ServerError>>,
+}
+
+pub async fn boot(lists: &[(&str, &str)], server_extra: &str) -> Booted {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lists_dir = dir.path().join("lists.d");
+    std::fs::create_dir_all(&lists_dir).expect("mkdir");
+    for (name, text) in lists {
+        std::fs::write(lists_dir.join(format!("{name}.toml")), text).expect("write");
+    }
+    let text = format!(
+        "[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\ndata_dir = \"data\"\n{server_extra}\n[reinject]\ntarget = \"{}\"\n",
+        sink.addr
+    );
+    let path = dir.path().join("listkeeper.toml");
+    std::fs::write(&path, &text).expect("write");
+    let config = Config::parse(&path, &text).expect("config");
+    let control = config.server.control_socket.clone();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let server = tokio::spawn(listkeeper::server::run(
+        config,
+        async move {
+            let _ = stop_rx.await;
+            drop(reload_tx);
+        },
+        reload_rx,
+    ));
+    let sock = dir.path().join("lmtp.sock");
+    for _ in 0..500 {
+        if control.exists() && sock.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(sock.exists(), "the server did not come up");
+    Booted {
+        dir,
+        sink,
+        sock,
+        control,
+        stop,
+        server,
+    }
+}
+
+impl Booted {
+    /// Shut it down and check that it stopped cleanly.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let r = tokio::time::timeout(Duration::from_secs(20), self.server)
+            .await
+            .expect("stops")
+            .expect("join");
+        assert!(r.is_ok(), "{r:?}");
+    }
+}

@@ -166,7 +166,7 @@ async fn sessions_over_the_cap_get_421() {
     let t = String::from_utf8_lossy(&out);
     assert!(t.starts_with("421 4.3.2"), "{t}");
     drop(first);
-    s.stop().await;
+    s.shutdown().await;
 }
 
 /// A message with more MIME parts than `limits.max_mime_parts` is refused before any parser

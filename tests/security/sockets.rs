@@ -1,62 +1,12 @@
 //! Socket modes and groups, who may use the control socket, where TCP listeners are, and the
 //! service user.
 
-use std::time::Duration;
-
 use crate::common::{self, Harness};
 
-pub(crate) struct Server {
-    /// The temp dir: `lmtp.sock`, `data/`, `lists.d/`.
-    pub(crate) dir: tempfile::TempDir,
-    stop: tokio::sync::oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<Result<(), listkeeper::server::ServerError>>,
-}
-
-/// `listkeeper serve` with a unix LMTP listener `lmtp.sock` and `extra` in the global file.
-pub(crate) async fn serve(extra: &str) -> Server {
-    let sink = common::Sink::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("lists.d")).expect("mkdir");
-    std::fs::write(dir.path().join("lists.d/dev.toml"), common::DEV_LIST).expect("write");
-    let text = format!(
-        "[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\ndata_dir = \"data\"\n{extra}\n[reinject]\ntarget = \"{}\"\n",
-        sink.addr
-    );
-    let path = dir.path().join("listkeeper.toml");
-    std::fs::write(&path, &text).expect("write");
-    let config = listkeeper::config::Config::parse(&path, &text).expect("config");
-    let control = config.server.control_socket.clone();
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (_reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
-    let handle = tokio::spawn(listkeeper::server::run(
-        config,
-        async move {
-            let _ = stop_rx.await;
-            drop(_reload_tx);
-        },
-        reload_rx,
-    ));
-    let sock = dir.path().join("lmtp.sock");
-    for _ in 0..500 {
-        if control.exists() && sock.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(sock.exists(), "the server did not come up");
-    Server { dir, stop, handle }
-}
-
-impl Server {
-    /// Shut it down and check that it stopped cleanly.
-    pub(crate) async fn stop(self) {
-        let _ = self.stop.send(());
-        let r = tokio::time::timeout(Duration::from_secs(20), self.handle)
-            .await
-            .expect("stops")
-            .expect("join");
-        assert!(r.is_ok(), "{r:?}");
-    }
+/// `listkeeper serve` with the dev list, a unix LMTP listener `lmtp.sock` and `extra` in
+/// `[server]`.
+pub(crate) async fn serve(extra: &str) -> common::Booted {
+    common::boot(&[("dev", common::DEV_LIST)], extra).await
 }
 
 fn mode_and_gid(path: &std::path::Path) -> (u32, u32) {
@@ -79,7 +29,7 @@ async fn the_lmtp_socket_is_0660_by_default_and_takes_the_configured_mode_and_gr
     assert_eq!(mode, 0o660, "{mode:o}");
     let (mode, _) = mode_and_gid(&s.dir.path().join("data/control.sock"));
     assert_eq!(mode, 0o600, "control socket {mode:o}");
-    s.stop().await;
+    s.shutdown().await;
 
     // Another mode, and (as root, who may give a file away) another group.
     let group = if is_root() {
@@ -93,7 +43,7 @@ async fn the_lmtp_socket_is_0660_by_default_and_takes_the_configured_mode_and_gr
     if is_root() {
         assert_eq!(gid, 65534);
     }
-    s.stop().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
