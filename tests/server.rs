@@ -337,30 +337,11 @@ async fn operator_moderates_over_the_control_socket() {
     let _ = tokio::time::timeout(Duration::from_secs(10), b.server).await;
 }
 
-/// `listkeeper status` and systemd's readiness notification.
+/// `listkeeper status` (systemd's readiness notification is in tests/service.rs, in a process
+/// of its own: NOTIFY_SOCKET is read by every server of this test binary).
 #[tokio::test]
-async fn status_reports_counters_and_readiness_is_notified() {
-    // A Type=notify service gets READY=1 once the listeners are bound.
-    let notify_dir = tempfile::tempdir().expect("tempdir");
-    let notify_path = notify_dir.path().join("notify.sock");
-    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind");
-    notify
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    // SAFETY of the test: this test binary's other tests do not read NOTIFY_SOCKET.
-    unsafe { std::env::set_var("NOTIFY_SOCKET", &notify_path) };
+async fn status_reports_counters() {
     let b = boot(&[("dev", common::DEV_LIST)], "").await;
-    let ready = tokio::task::spawn_blocking(move || {
-        let mut buf = [0u8; 64];
-        notify
-            .recv(&mut buf)
-            .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
-    })
-    .await
-    .expect("join");
-    unsafe { std::env::remove_var("NOTIFY_SOCKET") };
-    assert_eq!(ready.ok().as_deref(), Some("READY=1"));
-
     let post = common::post("p@outside.test", "dev@example.org", "counted");
     dialogue(
         tokio::net::UnixStream::connect(&b.sock)

@@ -1,4 +1,5 @@
-//! What an operator reads in the log when a configuration is risky: a non-loopback LMTP
+//! The server as a service manager sees it: readiness and stop notifications (Type=notify),
+//! and what an operator reads in the log when a configuration is risky: a non-loopback LMTP
 //! listener, a server started as root.
 
 mod common;
@@ -50,4 +51,39 @@ fn risky_settings_are_warned_about_in_the_log() {
         root,
         "{said}"
     );
+}
+
+/// A Type=notify service: READY=1 once the listeners are bound (the LMTP socket answers at
+/// once), STOPPING=1 when SIGTERM starts the shutdown.
+#[test]
+fn readiness_and_stopping_are_notified() {
+    let h = Harness::new("127.0.0.1:9", "");
+    let config = h.path().join("listkeeper.toml");
+    let notify_path = h.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind");
+    notify
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let recv = || {
+        let mut buf = [0u8; 64];
+        notify
+            .recv(&mut buf)
+            .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+            .ok()
+    };
+    let server = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let ready = recv();
+    let answers = std::os::unix::net::UnixStream::connect(h.path().join("lmtp.sock")).is_ok();
+    let status = common::stop_server(server);
+    let stopping = recv();
+    assert_eq!(ready.as_deref(), Some("READY=1"));
+    assert!(answers, "READY=1 came before the LMTP listener was bound");
+    assert_eq!(stopping.as_deref(), Some("STOPPING=1"));
+    assert!(status.success(), "{status:?}");
 }
