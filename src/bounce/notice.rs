@@ -101,7 +101,7 @@ pub(super) fn bounce_subject(subject: &str) -> bool {
 /// An auto-reply (RFC 3834 Auto-Submitted: auto-replied, the X-Autoreply family, Precedence:
 /// auto_reply) or a subject of one. Call only for a message that is no failure notice: MTAs
 /// mark bounces auto-replied too.
-pub(super) fn is_auto_reply(message: &Message<'_>, subject: &str) -> bool {
+pub(crate) fn is_auto_reply(message: &Message<'_>, subject: &str) -> bool {
     let header = |name: &str| {
         message
             .header_raw(name)

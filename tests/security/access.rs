@@ -316,6 +316,86 @@ async fn only_a_moderator_of_the_list_decides_a_held_post() {
     assert_eq!(w.sink.copies().get("two@members.test"), Some(&1));
 }
 
+/// A vacation program that answers every mail, confirmation requests and moderation notices
+/// included, is the mailbox replying but not its owner: its replies confirm nothing, whether it
+/// says so with Auto-Submitted, with the older X-Autoreply family, or only in its subject.
+#[tokio::test]
+async fn vacation_replies_neither_confirm_a_forged_join_nor_approve_a_held_post() {
+    let w = World::new(
+        "[requests]\nper_address_per_hour = 100\n",
+        &[("club", CLUB)],
+    )
+    .await;
+    w.ctx
+        .store
+        .add_members("club@example.org", &common::addrs(&["two@members.test"]))
+        .expect("add");
+    // Someone asks to subscribe away@, whose mailbox answers everything while its owner is away.
+    w.mail(
+        "attacker@evil.test",
+        "club-join@example.org",
+        "From: away@people.test\r\nSubject: join",
+        "",
+    )
+    .await;
+    let join = token_of(&w.last_to("away@people.test"));
+    w.mail(
+        "s@outside.test",
+        "club@example.org",
+        "From: s@outside.test\r\nSubject: hello\r\nMessage-ID: <v@x>",
+        "Hi.",
+    )
+    .await;
+    let held = token_of(&w.last_to("mod@owners.test"));
+    let vacations = [
+        "Subject: Auto: confirm your subscription\r\nAuto-Submitted: auto-replied",
+        "Subject: Re: confirm your subscription\r\nX-Autoreply: yes",
+        "Subject: Re: confirm\r\nX-Autorespond: on vacation",
+        "Subject: Out of Office: Re: confirm",
+        "Subject: Automatic reply: confirm",
+        "Subject: Abwesenheitsnotiz",
+        "Subject: Re: confirm\r\nPrecedence: auto_reply",
+    ];
+    for v in vacations {
+        for (from, token) in [("away@people.test", &join), ("mod@owners.test", &held)] {
+            let out = w
+                .mail(
+                    from,
+                    &format!("club-confirm+{token}@example.org"),
+                    &format!("From: {from}\r\n{v}"),
+                    "I am away until Monday.",
+                )
+                .await;
+            assert!(out.starts_with("250 "), "{out}");
+        }
+        assert!(
+            !w.is_member("club@example.org", "away@people.test"),
+            "{v}: confirmed the join"
+        );
+        let state = w.ctx.store.held_get(&held).expect("store").map(|h| h.state);
+        assert_eq!(state, Some(HeldState::Held), "{v}: decided the held post");
+        assert!(w.mails_to("two@members.test").is_empty(), "{v}");
+    }
+
+    // The people themselves still can.
+    w.mail(
+        "away@people.test",
+        &format!("club-confirm+{join}@example.org"),
+        "From: away@people.test\r\nSubject: Re: confirm your subscription",
+        "Yes, please.",
+    )
+    .await;
+    assert!(w.is_member("club@example.org", "away@people.test"));
+    w.mail(
+        "mod@owners.test",
+        &format!("club-confirm+{held}@example.org"),
+        "From: mod@owners.test\r\nSubject: Re: hello",
+        "",
+    )
+    .await;
+    assert_eq!(w.sink.copies().get("two@members.test"), Some(&1));
+}
+
 const P13N: &str = "address = \"p13n@example.org\"\nowners = [\"boss@owners.test\"]\n[posting]\npolicy = \"open\"\n[delivery]\nmode = \"personalized\"\n";
 const P2: &str = "address = \"p2@example.org\"\nowners = [\"boss@owners.test\"]\n[posting]\npolicy = \"open\"\n[delivery]\nmode = \"personalized\"\n";
 

@@ -4,7 +4,8 @@
 //! Every change of a member's state needs a token that was mailed to that member (double
 //! opt-in), so a forged sender can at most cause a confirmation mail, and those are capped per
 //! address and per list and hour. Automatic mail (RFC 3834 `Auto-Submitted`, `Precedence:
-//! bulk|junk|list`, a null sender, another list's `List-Id`) is never answered. Pending
+//! bulk|junk|list`, a null sender, another list's `List-Id`, a vacation reply known by
+//! `X-Autoreply` and kin or by its subject) is neither answered nor obeyed. Pending
 //! requests are durable before the LMTP 250; a generated mail the MTA does not accept makes the
 //! reply 451 so the MTA retries, and a retry finds the same token (no second storm).
 //!
@@ -72,6 +73,13 @@ fn read_incoming(d: &Delivery) -> Incoming {
         Some("Precedence")
     } else if header("List-Id").is_some() {
         Some("mail from a mailing list")
+    } else if msg
+        .as_ref()
+        .is_some_and(|m| crate::bounce::is_auto_reply(m, m.subject().unwrap_or("")))
+    {
+        // A vacation program that sets no Auto-Submitted (X-Autoreply, "Out of office: ..."):
+        // its reply to a confirmation must not confirm a join someone else asked for.
+        Some("auto-reply")
     } else {
         None
     };
