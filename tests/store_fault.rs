@@ -1,6 +1,7 @@
-//! A store that cannot write (full disk, simulated with the store's fault hook): everything
-//! that needs a write is answered 4xx, nothing is acknowledged that was not stored, and once
-//! space is back all goes through. Its own test binary: the hook is process-wide.
+//! A store that cannot write (full disk, simulated with the store's fault hook, which fails
+//! the file's writes under redb with ENOSPC): everything that needs a write is answered 4xx,
+//! nothing is acknowledged that was not stored, and once space is back all goes through without
+//! a restart (the store reopens itself). Its own test binary: the hook is process-wide.
 
 mod common;
 
@@ -47,15 +48,18 @@ async fn no_acknowledgement_without_a_durable_write() {
         )
         .await;
     assert!(post.starts_with("451 4.3.0"), "{post}");
+    assert!(w.sink.copies().is_empty(), "{:?}", w.sink.copies());
+
+    // Space is back; the MTA retries the same messages (after its back-off: a store that
+    // could not be reopened is tried again after a second).
+    std::fs::remove_file(&full).expect("disarm");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert!(w
         .ctx
         .store
         .held_list("club@example.org")
-        .expect("read")
+        .expect("read after the store reopened")
         .is_empty());
-
-    // Space is back; the MTA retries the same messages.
-    std::fs::remove_file(&full).expect("disarm");
     let held = w
         .mail(
             "s@outside.test",

@@ -2,7 +2,7 @@
 //! period, disables delivery at a threshold (optionally after a probe) and leads to removal
 //! after a further period. Every step is one transaction together with the member's flag.
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::members::{FLAG_DISABLED, MEMBERS};
 use super::token::find_token;
@@ -307,7 +307,7 @@ impl Store {
 
     /// Bounce records of `list` with a score or a status, by member.
     pub fn bounce_list(&self, list: &str) -> Result<Vec<BounceRecord>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(BOUNCES)?;
         let mut out = Vec::new();
         for row in t.range((list, "")..)? {
@@ -383,7 +383,7 @@ impl Store {
 
     /// When the next removal is due.
     pub fn bounce_next_removal(&self) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(REMOVAL)?;
         let first = t.iter()?.next();
         Ok(match first {

@@ -8,9 +8,7 @@
 //! journal skips what was sent), a `Done` one is "already approved". Decided rows stay, without
 //! the message, until they expire, so late answers get a sentence instead of "unknown".
 
-use redb::{
-    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
-};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
 use super::members::{FLAG_MODERATED, MEMBERS};
 use super::token::find_token;
@@ -222,7 +220,7 @@ fn write(txn: &WriteTransaction, h: &Held) -> Result<(), StoreError> {
 impl Store {
     /// The held post already stored for this post identity, if any (a retried delivery).
     pub fn held_by_key(&self, key: &[u8]) -> Result<Option<Held>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let by = txn.open_table(HELD_BY_KEY)?;
         let Some(token) = by.get(key)? else {
             return Ok(None);
@@ -274,13 +272,13 @@ impl Store {
 
     /// A held post's record.
     pub fn held_get(&self, token: &str) -> Result<Option<Held>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         read(&txn.open_table(HELD)?, token)
     }
 
     /// A held post's message bytes (gone once it is decided and distributed).
     pub fn held_message(&self, token: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(HELD_MSG)?;
         let message = find_token(&t, token)?.map(|v| v.value().to_vec());
         Ok(message)
@@ -288,7 +286,7 @@ impl Store {
 
     /// Posts of `list` waiting for a decision (or approved and not yet distributed), oldest first.
     pub fn held_list(&self, list: &str) -> Result<Vec<Held>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let mut out = rows_of(&txn.open_table(HELD_BY_LIST)?, &txn.open_table(HELD)?, list)?;
         out.retain(|h| matches!(h.state, HeldState::Held | HeldState::Approved));
         out.sort_by_key(|h| h.received);
@@ -386,7 +384,7 @@ impl Store {
 
     /// When the next held post expires (None: nothing held).
     pub fn held_next_expiry(&self) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let exp = txn.open_table(HELD_EXP)?;
         let first = exp.iter()?.next();
         Ok(match first {
@@ -397,7 +395,7 @@ impl Store {
 
     /// Was `message_id` distributed on `list` at or after `since`?
     pub fn seen_since(&self, list: &str, message_id: &str, since: u64) -> Result<bool, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(SEEN)?;
         Ok(t.get((list, message_id))?
             .is_some_and(|v| v.value() >= since))

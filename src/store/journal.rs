@@ -6,7 +6,7 @@
 //! the MTA deferred (4xx) and that must still be sent. Entries expire after the configured
 //! TTL; expired ones are swept a few at a time by later writes (no timer, no polling).
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use sha2::{Digest, Sha256};
 
 use super::{now_secs, Store, StoreError};
@@ -68,7 +68,7 @@ impl DoneBatch {
 impl Store {
     /// The batches of this post already accepted by the MTA (empty for a new post).
     pub fn journal_load(&self, key: &JournalKey) -> Result<Vec<DoneBatch>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(JOURNAL)?;
         let mut out = Vec::new();
         for row in t.range((key.0.as_slice(), "")..)? {

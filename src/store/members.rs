@@ -1,9 +1,7 @@
 //! Members per list: key `(list, member key)`, value `(flags, address as given)`.
 //! Read in sorted batches so that no caller ever holds a whole list in memory.
 
-use redb::{
-    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
-};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
 use super::{Store, StoreError};
 use crate::address::Address;
@@ -86,7 +84,7 @@ impl Store {
 
     /// Is `addr` a member of `list`?
     pub fn is_member(&self, list: &str, addr: &Address) -> Result<bool, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(MEMBERS)?;
         Ok(t.get((list, addr.key().as_str()))?.is_some())
     }
@@ -99,7 +97,7 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Member>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(MEMBERS)?;
         let start = after.unwrap_or("");
         let mut out = Vec::with_capacity(limit.min(4096));
@@ -127,7 +125,7 @@ impl Store {
 
     /// Number of members of `list` (counts by streaming; used by the CLI only).
     pub fn member_count(&self, list: &str) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(MEMBERS)?;
         let mut n = 0;
         for row in t.range((list, "")..)? {
@@ -142,7 +140,7 @@ impl Store {
 
     /// Number of members of all lists together.
     pub fn total_members(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         Ok(txn.open_table(MEMBERS)?.len()?)
     }
 }

@@ -11,6 +11,7 @@
 //! outside are looked up only through `token::find_token` (constant-time on their secret part).
 
 mod bounces;
+mod fault;
 mod held;
 mod journal;
 pub mod members;
@@ -19,9 +20,12 @@ mod rate;
 mod token;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadableTable, WriteTransaction};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction,
+};
 
 pub use bounces::{BounceOutcome, BounceRecord, BounceStatus, Scoring};
 pub use held::{Decided, Decision, Held, HeldState};
@@ -73,11 +77,152 @@ backend_from!(
 /// A handle on the store; cheap to clone and share between tasks.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    backend: Arc<Backend>,
     secret: [u8; 32],
-    /// Fault injection for tests: while this file exists, every write fails as if the disk
-    /// were full (`LISTKEEPER_FAULT_STORE_FULL=/path`, read once at open).
-    fault_full: Option<Arc<PathBuf>>,
+}
+
+/// The open database, replaced when an I/O error has made it unusable.
+///
+/// redb latches an I/O error (a full disk failing a commit, say): every later transaction of
+/// that `Database` fails with `PreviousIo` until it is closed and opened again, which also
+/// repairs the file from its last durable commit. Without a reopen the server would answer 4xx
+/// for ever after one full-disk moment; with it, the first transaction after space is back
+/// succeeds.
+struct Backend {
+    path: PathBuf,
+    cache_size: usize,
+    /// Fault injection for tests: while this file exists, the file system is full
+    /// (`LISTKEEPER_FAULT_STORE_FULL=/path`, read once at open; see `fault.rs`).
+    fault_full: Option<PathBuf>,
+    /// `None` after a failed reopen: a transaction at least `REOPEN_RETRY` later tries again.
+    db: RwLock<Option<Arc<Database>>>,
+    /// When the last reopen failed.
+    failed_at: std::sync::Mutex<Option<Instant>>,
+}
+
+/// How long a reopen waits for transactions still holding the failed database (its file lock)
+/// to end.
+const REOPEN_WAIT: Duration = Duration::from_secs(5);
+
+/// How often a store that could not be reopened (the disk still full) is tried again: opening
+/// repairs the file, which reads all of it, so not on every transaction.
+const REOPEN_RETRY: Duration = Duration::from_secs(1);
+
+impl Backend {
+    fn open(&self) -> Result<Database, StoreError> {
+        let path = &self.path;
+        let mut builder = Database::builder();
+        builder.set_cache_size(self.cache_size);
+        let db = match &self.fault_full {
+            None => builder.create(path),
+            Some(flag) => std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(redb::DatabaseError::from)
+                .and_then(|file| fault::FullDisk::new(file, flag.clone()))
+                .and_then(|backend| builder.create_with_backend(backend)),
+        };
+        db.map_err(|source| match source {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_path_buf()),
+            source => StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+        })
+    }
+
+    fn current(&self) -> Result<Arc<Database>, StoreError> {
+        let slot = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(db) = slot.as_ref() {
+            return Ok(db.clone());
+        }
+        drop(slot);
+        self.reopen(None)
+    }
+
+    /// Close `failed` (unless another caller has already replaced it) and open the file again.
+    fn reopen(&self, failed: Option<Arc<Database>>) -> Result<Arc<Database>, StoreError> {
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        match (&failed, slot.as_ref()) {
+            // Another caller reopened it meanwhile.
+            (Some(failed), Some(current)) if !Arc::ptr_eq(failed, current) => {
+                return Ok(current.clone())
+            }
+            (None, Some(current)) => return Ok(current.clone()),
+            _ => {}
+        }
+        if failed.is_none() {
+            let failed_at = self
+                .failed_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if failed_at.is_some_and(|t| t.elapsed() < REOPEN_RETRY) {
+                return Err(StoreError::Backend(
+                    "the store could not be reopened after an I/O error; trying again shortly"
+                        .into(),
+                ));
+            }
+        }
+        // Dropping the last handle closes the file and releases its lock; a transaction still
+        // running on it keeps it open until it ends.
+        drop(failed);
+        *slot = None;
+        let started = Instant::now();
+        loop {
+            match self.open() {
+                Ok(db) => {
+                    let db = Arc::new(db);
+                    *slot = Some(db.clone());
+                    *self
+                        .failed_at
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = None;
+                    tracing::warn!(
+                        store = %self.path.display(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "store reopened after an I/O error"
+                    );
+                    return Ok(db);
+                }
+                Err(StoreError::InUse(_)) if started.elapsed() < REOPEN_WAIT => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => {
+                    *self
+                        .failed_at
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+                    tracing::error!(store = %self.path.display(), error = %e, "store could not be reopened; will try again on the next transaction");
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Begin a transaction, reopening the database once if an earlier I/O error left it
+    /// unusable.
+    fn begin<T>(
+        &self,
+        begin: impl Fn(&Database) -> Result<T, redb::TransactionError>,
+    ) -> Result<T, StoreError> {
+        let db = self.current()?;
+        match begin(&db) {
+            Ok(txn) => Ok(txn),
+            Err(redb::TransactionError::Storage(
+                e @ (redb::StorageError::PreviousIo
+                | redb::StorageError::Io(_)
+                | redb::StorageError::Corrupted(_)),
+            )) => {
+                tracing::warn!(store = %self.path.display(), error = %e, "store unusable after an I/O error; reopening it");
+                let db = self.reopen(Some(db))?;
+                Ok(begin(&db)?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// Installation-wide values: the secret behind per-member unsubscribe tokens.
@@ -88,26 +233,31 @@ impl Store {
     pub fn open(dir: &Path, cache_size: usize) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
-        let path = dir.join(FILE_NAME);
-        let db = Database::builder()
-            .set_cache_size(cache_size)
-            .create(&path)
-            .map_err(|source| match source {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.clone()),
-                source => StoreError::Open {
-                    path: path.clone(),
-                    source,
-                },
-            })?;
-        let fault_full =
-            std::env::var_os("LISTKEEPER_FAULT_STORE_FULL").map(|p| Arc::new(PathBuf::from(p)));
+        let fault_full = std::env::var_os("LISTKEEPER_FAULT_STORE_FULL").map(PathBuf::from);
         if let Some(p) = &fault_full {
-            tracing::warn!(file = %p.display(), "fault injection armed: store writes fail while this file exists");
+            tracing::warn!(file = %p.display(), "fault injection armed: the store's file system is full while this file exists");
         }
-        let mut store = Store {
-            db: Arc::new(db),
-            secret: [0; 32],
+        Store::open_with(dir, cache_size, fault_full)
+    }
+
+    /// [`Store::open`] with the fault hook given rather than read from the environment.
+    fn open_with(
+        dir: &Path,
+        cache_size: usize,
+        fault_full: Option<PathBuf>,
+    ) -> Result<Store, StoreError> {
+        let mut backend = Backend {
+            path: dir.join(FILE_NAME),
+            cache_size,
             fault_full,
+            db: RwLock::new(None),
+            failed_at: std::sync::Mutex::new(None),
+        };
+        let db = backend.open()?;
+        backend.db = RwLock::new(Some(Arc::new(db)));
+        let mut store = Store {
+            backend: Arc::new(backend),
+            secret: [0; 32],
         };
         store.init_tables()?;
         store.secret = store.load_secret()?;
@@ -157,14 +307,14 @@ impl Store {
         &self.secret
     }
 
+    /// A read transaction on the latest commit.
+    fn read(&self) -> Result<ReadTransaction, StoreError> {
+        self.backend.begin(Database::begin_read)
+    }
+
     /// A write transaction that is durable on commit.
     fn write(&self) -> Result<WriteTransaction, StoreError> {
-        if self.fault_full.as_ref().is_some_and(|p| p.exists()) {
-            return Err(StoreError::Backend(
-                "No space left on device (fault injection)".into(),
-            ));
-        }
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.backend.begin(Database::begin_write)?;
         txn.set_durability(Durability::Immediate)?;
         Ok(txn)
     }
@@ -175,4 +325,52 @@ pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::Address;
+
+    fn addr(s: &str) -> Address {
+        Address::parse(s).expect("address")
+    }
+
+    #[test]
+    fn a_full_disk_fails_writes_and_the_store_reopens_once_space_is_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let flag = dir.path().join("full");
+        let s = Store::open_with(dir.path(), 1 << 20, Some(flag.clone())).expect("open");
+        let list = "l@example.org";
+        s.add_members(list, &[addr("a@example.org")])
+            .expect("add a");
+
+        std::fs::write(&flag, b"").expect("fill the disk");
+        let e = s
+            .add_members(list, &[addr("b@example.org")])
+            .expect_err("a write on a full disk fails");
+        assert!(e.to_string().contains("No space left"), "{e}");
+        // The failed write latched redb; while the disk stays full every transaction fails
+        // (the reopen that would repair the file needs to write), and none is retried more
+        // often than REOPEN_RETRY.
+        assert!(s.add_members(list, &[addr("c@example.org")]).is_err());
+        assert!(s.is_member(list, &addr("a@example.org")).is_err());
+
+        std::fs::remove_file(&flag).expect("space is back");
+        std::thread::sleep(REOPEN_RETRY);
+        // The same handle works again, with what was committed before the fault and nothing
+        // of what failed.
+        assert!(s
+            .is_member(list, &addr("a@example.org"))
+            .expect("read after reopen"));
+        assert!(!s.is_member(list, &addr("b@example.org")).expect("read"));
+        assert!(!s.is_member(list, &addr("c@example.org")).expect("read"));
+        s.add_members(list, &[addr("b@example.org")])
+            .expect("write after reopen");
+        assert_eq!(s.member_count(list).expect("count"), 2);
+
+        // A clone made before the fault shares the reopened database.
+        let clone = s.clone();
+        assert!(clone.is_member(list, &addr("b@example.org")).expect("read"));
+    }
 }

@@ -7,7 +7,7 @@
 //! expire, so a retried mail gets "already done" instead of "unknown token". Expired rows are
 //! swept a few at a time by later writes: no timer.
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::members::{FLAG_NOMAIL, MEMBERS};
 use super::token::find_token;
@@ -126,7 +126,7 @@ impl Store {
         kind: PendingKind,
         now: u64,
     ) -> Result<Option<Pending>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let by = txn.open_table(PENDING_BY)?;
         let Some(token) = by.get((list, key_of(address).as_str(), kind.code()))? else {
             return Ok(None);
@@ -139,14 +139,14 @@ impl Store {
 
     /// A pending request by token (any state), for the CLI and notices.
     pub fn pending_get(&self, token: &str) -> Result<Option<Pending>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(PENDING)?;
         read(&t, token)
     }
 
     /// Open (unused, unexpired) requests of `list`, oldest first.
     pub fn pending_list(&self, list: &str, now: u64) -> Result<Vec<Pending>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(PENDING)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -285,7 +285,7 @@ impl Store {
         list: &str,
         address: &str,
     ) -> Result<Option<super::Member>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.read()?;
         let t = txn.open_table(MEMBERS)?;
         let akey = key_of(address);
         Ok(t.get((list, akey.as_str()))?.map(|v| {

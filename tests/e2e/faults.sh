@@ -26,6 +26,11 @@
 #      multi-batch post are all deferred (451 4.3.0) and nothing is acknowledged; after the fault
 #      the post is held (moderator notice), the join is confirmed by mail and the multi-batch post
 #      reaches every member.
+#   3b. the same on a real full file system where one can be mounted (root with CAP_SYS_ADMIN):
+#      a fresh store on a small tmpfs, filled to the last byte with a filler file; the posts are
+#      deferred (451 4.3.0), nothing is acknowledged; the filler is removed and, without a
+#      restart, listkeeper reopens its store and everything is delivered. Skipped, saying so,
+#      where tmpfs cannot be mounted (case 3 covers the path with the fault hook).
 #   4. slow MTA: every reply of the re-injection target delayed 200 ms; a post to 2000 members
 #      completes and listkeeper's RSS (sampled every 0.2 s) stays under 64 MB; an LMTP session
 #      that goes silent in DATA is answered 421 after limits.data_timeout_secs (2).
@@ -103,6 +108,8 @@ LKCONF="$LK/listkeeper.toml"
 LKLOG="$LK/listkeeper.log"
 SOCK="$LK/run/lmtp.sock"
 STORE_FLAG="$T/store-full"
+SMALLFS="$T/smallfs"
+SMALLFS_MOUNTED=0
 LK_PID=""
 SINK_PID=""
 PROXY_PID=""
@@ -158,6 +165,7 @@ cleanup() {
     stop_pid "$RSS_PID"
     stop_pid "$LK_PID"
     ((PF_STARTED)) && stop_postfix
+    ((SMALLFS_MOUNTED)) && umount "$SMALLFS"
     stop_pid "$PROXY_PID"
     stop_pid "$SINK_PID"
     if ((rc == 0)) && [[ -z "${KEEP_TMP:-}" ]]; then
@@ -587,9 +595,79 @@ SUMMARY+=("store cannot write|1|3|$S_LOST|$S_DUP")
 log "PASS 3: deferred with 451 4.3.0 while the store could not write, nothing acknowledged; all delivered after"
 
 # ---------------------------------------------------------------------------------------------
-STEP="4. slow MTA"
+STEP="3b. full file system"
 stop_listkeeper
-start_listkeeper
+mkdir -p "$SMALLFS"
+if mount -t tmpfs -o size=16m,mode=0700 tmpfs "$SMALLFS" 2>"$T/mount.err"; then
+    SMALLFS_MOUNTED=1
+    FULLCONF="$LK/listkeeper-fullfs.toml"
+    sed -e "s|^data_dir = .*|data_dir = \"$SMALLFS\"|" "$LKCONF" >"$FULLCONF"
+    "$BIN" members add --config "$FULLCONF" "mid@$LIST_DOMAIN" --file "$MID_MEMBERS" >>"$LKLOG" 2>&1 ||
+        fail "members add on the small file system failed; see $LKLOG"
+    "$BIN" members add --config "$FULLCONF" team@lists.test "t1@$MEMBER_DOMAIN" "t2@$MEMBER_DOMAIN" \
+        >>"$LKLOG" 2>&1 || fail "members add team@ on the small file system failed"
+    SAVED_CONF="$LKCONF"
+    LKCONF="$FULLCONF"
+    start_listkeeper
+    LKCONF="$SAVED_CONF"
+    # Fill the file system to the last block: dd stops with ENOSPC.
+    dd if=/dev/zero of="$SMALLFS/filler" bs=64k 2>/dev/null || true
+    avail="$(df -k --output=avail "$SMALLFS" | tail -n 1 | tr -d ' ')"
+    [[ "$avail" == 0 ]] || fail "the small file system still has $avail kB free after filling it"
+    ctl reset >/dev/null
+    lines_before="$(wc -l <"$LKLOG")"
+    held_tok="fullfs-held-$RUN_ID"
+    held_mid="<fullfs-held-$RUN_ID@faults.test>"
+    join_mid="<fullfs-join-$RUN_ID@faults.test>"
+    multi_mid="<fullfs-multi-$RUN_ID@faults.test>"
+    mark="$(maillog_mark)"
+    send_post "stranger2@$MEMBER_DOMAIN" "team@$LIST_DOMAIN" "question $held_tok" "$held_mid"
+    send_post "joiner2@$MEMBER_DOMAIN" "team-join@$LIST_DOMAIN" "join" "$join_mid"
+    send_post "poster@$MEMBER_DOMAIN" "mid@$LIST_DOMAIN" "during a full file system" "$multi_mid"
+    for to in "team" "team-join" "mid"; do
+        wait_for "postfix to defer the mail to $to@ with 451 4.3.0" \
+            maillog_has "$mark" "to=<$to@$LIST_DOMAIN>.*status=deferred.* 451 4\.3\.0 "
+        maillog_show "$mark" "to=<$to@$LIST_DOMAIN>.*status=deferred" | head -n 1
+    done
+    sleep 1
+    n="$(sink_find --rcpt "moderator@$MEMBER_DOMAIN" --header "Subject:$held_tok")"
+    [[ "$n" == 0 ]] || fail "the moderator got $n notice(s) while the file system was full"
+    for who in stranger2 joiner2; do
+        n="$(sink_find --rcpt "$who@$MEMBER_DOMAIN")"
+        [[ "$n" == 0 ]] || fail "$who@$MEMBER_DOMAIN got $n message(s) while the file system was full"
+    done
+    for to in "team" "team-join"; do
+        maillog_has "$mark" "to=<$to@$LIST_DOMAIN>.*status=sent" && fail "mail to $to@ acknowledged while the file system was full"
+    done
+    during="$(count "$multi_mid" "$MID_MEMBERS")"
+    log "3b: while full: sink $during"
+    tail -n +"$((lines_before + 1))" "$LKLOG" | grep -m 2 -E "No space left on device|store unusable" | sed 's/^/    listkeeper: /' || true
+    rm -f "$SMALLFS/filler"
+    flush_queue
+    wait_for "an empty postfix queue after space came back" queue_empty
+    tail -n +"$((lines_before + 1))" "$LKLOG" | grep -q "store reopened after an I/O error" ||
+        fail "listkeeper did not log reopening its store"
+    n="$(sink_find --rcpt "moderator@$MEMBER_DOMAIN" --header "Subject:$held_tok")"
+    [[ "$n" == 1 ]] || fail "moderator got $n notices about the held post, expected 1"
+    n="$(sink_find --rcpt "joiner2@$MEMBER_DOMAIN" --header "Reply-To:team-confirm+")"
+    [[ "$n" == 1 ]] || fail "joiner2 got $n join confirmations, expected 1"
+    c="$(count "$multi_mid" "$MID_MEMBERS")"
+    F_LOST="$(json_get "$c" lost)" F_DUP="$(json_get "$c" duplicated)"
+    log "3b: after space came back (no restart): held (1 moderator notice), 1 join confirmation; multi-batch post: $c"
+    SUMMARY+=("file system full (tmpfs)|1|3|$F_LOST|$F_DUP")
+    [[ "$F_LOST" == 0 ]] || fail "members lost the post sent while the file system was full: $c"
+    stop_listkeeper
+    umount "$SMALLFS"
+    SMALLFS_MOUNTED=0
+    start_listkeeper
+    log "PASS 3b: a full file system deferred everything with 451 4.3.0; after space came back the store reopened by itself and all was delivered"
+else
+    log "SKIP 3b: cannot mount a tmpfs here ($(head -c 200 "$T/mount.err")); case 3 covered the same path with the store's fault hook"
+    start_listkeeper
+fi
+
+# ---------------------------------------------------------------------------------------------
+STEP="4. slow MTA"
 ctl reset >/dev/null
 ctl delay 200 >/dev/null
 mid="<slow-$RUN_ID@faults.test>"
