@@ -2,6 +2,11 @@
 //! transaction through the pool (up to `connections` batches of a post in flight), and journal
 //! every accepted batch before the post is acknowledged.
 //!
+//! Each batch's task journals the batch itself, right after the MTA's reply: a crash between
+//! that reply and the commit is the only way a member gets a post twice (the MTA has the copy,
+//! the journal does not), so nothing else is allowed to sit in between. `Stats::journal_lag_ms`
+//! reports the longest such window of a post.
+//!
 //! Memory per post is bounded by `connections + 2` batches of addresses, whatever the list
 //! size. A post that fits in one batch writes no journal entry (nothing to skip on a retry, and
 //! an fsync would cost more than the whole transaction), unless the MTA deferred some of its
@@ -32,6 +37,9 @@ pub struct Stats {
     pub skipped: u64,
     /// SMTP transactions.
     pub batches: u64,
+    /// The longest time between the MTA's reply to a batch and that batch's journal commit,
+    /// in milliseconds (0 when nothing was journaled).
+    pub journal_lag_ms: u64,
 }
 
 struct Batch {
@@ -41,7 +49,54 @@ struct Batch {
     keys: Vec<String>,
 }
 
-type BatchResult = (Batch, Result<Vec<RcptStatus>, TxError>);
+/// A finished batch: the MTA's answer, and how journaling it went (`None`: not journaled).
+struct BatchResult {
+    batch: Batch,
+    result: Result<Vec<RcptStatus>, TxError>,
+    journal: Option<Result<u64, PostError>>,
+}
+
+/// What a batch task needs to journal its batch.
+#[derive(Clone)]
+struct Journal {
+    store: crate::store::Store,
+    key: JournalKey,
+    ttl: u64,
+    /// A multi-batch post journals every batch; otherwise only one with deferred recipients.
+    always: bool,
+}
+
+impl Journal {
+    /// Journal `batch` if it counts, as soon as its reply is known; the lag in milliseconds.
+    async fn record(
+        &self,
+        batch: &Batch,
+        result: &Result<Vec<RcptStatus>, TxError>,
+        replied: std::time::Instant,
+    ) -> Option<Result<u64, PostError>> {
+        let statuses = result.as_ref().ok()?;
+        let except: Vec<String> = statuses
+            .iter()
+            .zip(&batch.keys)
+            .filter(|(s, _)| matches!(s, RcptStatus::Deferred(_)))
+            .map(|(_, k)| k.clone())
+            .collect();
+        if !self.always && except.is_empty() {
+            return None;
+        }
+        let entry = DoneBatch {
+            first: batch.first.clone(),
+            last: batch.last.clone(),
+            except,
+        };
+        let (store, key, ttl) = (self.store.clone(), self.key, self.ttl);
+        Some(
+            blocking(move || store.journal_record(&key, &entry, ttl))
+                .await
+                .map(|()| replied.elapsed().as_millis() as u64),
+        )
+    }
+}
 
 /// What goes to the members.
 #[derive(Clone)]
@@ -75,6 +130,12 @@ pub async fn fan_out(
     let mut tasks: JoinSet<BatchResult> = JoinSet::new();
     let mut next = fetch(ctx, &list_key, None, batch_size).await?;
     let mut journaled = !done.is_empty();
+    let mut journal = Journal {
+        store: ctx.store.clone(),
+        key,
+        ttl: ctx.config().store.journal_ttl.as_secs(),
+        always: journaled,
+    };
 
     while !next.is_empty() {
         // After a failure the post is answered 4xx and retried anyway: stop sending. For a
@@ -101,21 +162,21 @@ pub async fn fan_out(
                 except: Vec::new(),
             };
             blocking(move || store.journal_record(&key, &marker, ttl)).await?;
+            journal.always = true;
         }
         stats.members += current.len() as u64;
         let batch = make_batch(&current, &done, &mut stats);
         if batch.rcpts.is_empty() {
             continue;
         }
-        // Journal every batch that has finished as soon as possible (the window in which a
-        // crash repeats a batch is the time between the MTA's 250 and this commit), and wait
-        // for a free connection.
+        // Count what has finished (each task journaled its own batch), and wait for a free
+        // connection.
         while let Some(r) = tasks.try_join_next() {
-            settle(ctx, &key, r, journaled, &mut stats, &mut failure).await;
+            settle(r, &mut stats, &mut failure);
         }
         while tasks.len() >= in_flight_max {
             if let Some(r) = tasks.join_next().await {
-                settle(ctx, &key, r, journaled, &mut stats, &mut failure).await;
+                settle(r, &mut stats, &mut failure);
             }
         }
         if failure.is_some() {
@@ -125,24 +186,39 @@ pub async fn fan_out(
         match &payload {
             Payload::Bulk(wire) => {
                 stats.batches += 1;
-                let (from, wire) = (from.clone(), wire.clone());
+                let (from, wire, journal) = (from.clone(), wire.clone(), journal.clone());
                 tasks.spawn(async move {
                     let result = pool.send(from, batch.rcpts.clone(), wire).await;
-                    (batch, result)
+                    let journal = journal
+                        .record(&batch, &result, std::time::Instant::now())
+                        .await;
+                    BatchResult {
+                        batch,
+                        result,
+                        journal,
+                    }
                 });
             }
             Payload::Personal(p) => {
                 stats.batches += batch.rcpts.len() as u64;
                 let (p, list, parallel) = (p.clone(), list.clone(), ctx.pool.connections());
+                let journal = journal.clone();
                 tasks.spawn(async move {
-                    let statuses = personal_batch(&pool, &list, &p, &batch.rcpts, parallel).await;
-                    (batch, Ok(statuses))
+                    let result = Ok(personal_batch(&pool, &list, &p, &batch.rcpts, parallel).await);
+                    let journal = journal
+                        .record(&batch, &result, std::time::Instant::now())
+                        .await;
+                    BatchResult {
+                        batch,
+                        result,
+                        journal,
+                    }
                 });
             }
         }
     }
     while let Some(r) = tasks.join_next().await {
-        settle(ctx, &key, r, journaled, &mut stats, &mut failure).await;
+        settle(r, &mut stats, &mut failure);
     }
     match failure {
         Some(e) => Err(e),
@@ -218,16 +294,17 @@ fn make_batch(members: &[Member], done: &[DoneBatch], stats: &mut Stats) -> Batc
     batch
 }
 
-/// Account for one finished transaction and journal it when it counts.
-async fn settle(
-    ctx: &Context,
-    key: &JournalKey,
+/// Account for one finished transaction (already journaled by its task when it counts).
+fn settle(
     joined: Result<BatchResult, tokio::task::JoinError>,
-    journaled: bool,
     stats: &mut Stats,
     failure: &mut Option<PostError>,
 ) {
-    let (batch, result) = match joined {
+    let BatchResult {
+        batch,
+        result,
+        journal,
+    } = match joined {
         Ok(r) => r,
         Err(e) => {
             failure.get_or_insert(PostError::MtaConnection(format!("batch task failed: {e}")));
@@ -245,8 +322,8 @@ async fn settle(
             return;
         }
     };
-    let mut deferred = Vec::new();
-    for ((status, rcpt), k) in statuses.iter().zip(&batch.rcpts).zip(&batch.keys) {
+    let mut deferred = 0;
+    for (status, rcpt) in statuses.iter().zip(&batch.rcpts) {
         match status {
             RcptStatus::Accepted => stats.accepted += 1,
             RcptStatus::Refused(why) => {
@@ -255,25 +332,19 @@ async fn settle(
             }
             RcptStatus::Deferred(why) => {
                 tracing::info!(member = %rcpt, reply = %why, "the MTA deferred a member address");
-                deferred.push(k.clone());
+                deferred += 1;
             }
         }
     }
-    if !deferred.is_empty() {
+    if deferred > 0 {
         failure.get_or_insert(PostError::MtaDeferred(format!(
-            "{} recipient(s) deferred",
-            deferred.len()
+            "{deferred} recipient(s) deferred"
         )));
     }
-    if journaled || !deferred.is_empty() {
-        let entry = DoneBatch {
-            first: batch.first,
-            last: batch.last,
-            except: deferred,
-        };
-        let store = ctx.store.clone();
-        let (key, ttl) = (*key, ctx.config().store.journal_ttl.as_secs());
-        if let Err(e) = blocking(move || store.journal_record(&key, &entry, ttl)).await {
+    match journal {
+        None => {}
+        Some(Ok(lag)) => stats.journal_lag_ms = stats.journal_lag_ms.max(lag),
+        Some(Err(e)) => {
             tracing::error!(error = %e, "a batch was accepted by the MTA but could not be journaled; a retry will repeat it");
             failure.get_or_insert(e);
         }

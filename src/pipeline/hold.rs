@@ -358,7 +358,7 @@ pub async fn decide(
             tracing::info!(
                 list = %list.key(), message_id = %h.message_id, sender = %h.sender, members = stats.members,
                 copies = stats.accepted, refused = stats.refused, skipped = stats.skipped, batches = stats.batches,
-                outcome = "distributed", approved_by = by, ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0), "post"
+                journal_lag_ms = stats.journal_lag_ms, outcome = "distributed", approved_by = by, ms = format_args!("{:.1}", started.elapsed().as_secs_f64() * 1000.0), "post"
             );
             let (store, t) = (ctx.store.clone(), h.token.clone());
             blocking(move || store.held_done(&t, now_secs())).await?;

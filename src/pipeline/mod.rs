@@ -195,7 +195,8 @@ async fn post(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery) -> Reply {
             tracing::info!(
                 session = d.session, list = %list.key(), message_id = %message_id, sender = %d.sender,
                 members = s.members, copies = s.accepted, refused = s.refused, skipped = s.skipped,
-                batches = s.batches, outcome = "distributed", ms = format_args!("{ms:.1}"), "post"
+                batches = s.batches, journal_lag_ms = s.journal_lag_ms, outcome = "distributed",
+                ms = format_args!("{ms:.1}"), "post"
             );
             Reply::ok(format!(
                 "distributed to {} member(s) of {}",
