@@ -170,8 +170,10 @@ async fn reload_global(
     if a.lmtp_listen != b.lmtp_listen {
         restart.push("server.lmtp_listen");
     }
-    if (a.lmtp_socket_mode, a.lmtp_socket_group) != (b.lmtp_socket_mode, b.lmtp_socket_group) {
-        restart.push("server.lmtp_socket_mode/group");
+    if (a.lmtp_socket_mode, a.lmtp_socket_owner, a.lmtp_socket_group)
+        != (b.lmtp_socket_mode, b.lmtp_socket_owner, b.lmtp_socket_group)
+    {
+        restart.push("server.lmtp_socket_mode/owner/group");
     }
     if a.data_dir != b.data_dir || a.control_socket != b.control_socket {
         restart.push("server.data_dir/control_socket");
@@ -349,16 +351,17 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     if lmtp.is_empty() {
         for l in &config.server.lmtp_listen {
-            let bound = listener::bind(
-                l,
-                config.server.lmtp_socket_mode,
-                config.server.lmtp_socket_group,
-            )
-            .await
-            .map_err(|source| ServerError::Listen {
-                listen: l.to_string(),
-                source,
-            })?;
+            let access = listener::SocketAccess {
+                mode: config.server.lmtp_socket_mode,
+                owner: config.server.lmtp_socket_owner,
+                group: config.server.lmtp_socket_group,
+            };
+            let bound = listener::bind(l, access)
+                .await
+                .map_err(|source| ServerError::Listen {
+                    listen: l.to_string(),
+                    source,
+                })?;
             match l {
                 Listen::Unix(p) => sockets.push(p.clone()),
                 Listen::Tcp(addr) if !is_loopback(addr) => warn_exposed(addr),

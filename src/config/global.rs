@@ -66,6 +66,8 @@ pub struct ServerConfig {
     pub lmtp_socket_mode: u32,
     /// Group of unix listener sockets (e.g. the MTA's `postfix` group), by id.
     pub lmtp_socket_group: Option<u32>,
+    /// Owner of unix listener sockets, by id (giving a socket away needs root).
+    pub lmtp_socket_owner: Option<u32>,
     /// Where the store lives.
     pub data_dir: PathBuf,
     /// One TOML file per list.
@@ -280,6 +282,7 @@ struct RawServer {
     lmtp_listen: Option<Spanned<Vec<Spanned<String>>>>,
     lmtp_socket_mode: Option<Spanned<String>>,
     lmtp_socket_group: Option<Spanned<String>>,
+    lmtp_socket_owner: Option<Spanned<String>>,
     data_dir: Option<Spanned<String>>,
     lists_dir: Option<Spanned<String>>,
     recipient_delimiter: Option<Spanned<String>>,
@@ -411,6 +414,23 @@ impl Config {
                 }
             }
         }
+        let owner = match &s.lmtp_socket_owner {
+            None => None,
+            Some(u) => match user_id(u.get_ref()) {
+                Some(id) => Some(id),
+                None => {
+                    c.fail(
+                        u.span(),
+                        "server.lmtp_socket_owner",
+                        format!(
+                            "no user {:?} on this system (a name from /etc/passwd or a number)",
+                            u.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
         let group = match &s.lmtp_socket_group {
             None => None,
             Some(g) => match group_id(g.get_ref()) {
@@ -545,6 +565,7 @@ impl Config {
                 lmtp_listen: listen,
                 lmtp_socket_mode: mode,
                 lmtp_socket_group: group,
+                lmtp_socket_owner: owner,
                 data_dir,
                 lists_dir,
                 recipient_delimiter: delimiter,
@@ -562,11 +583,20 @@ impl Config {
 
 /// A group by name (from /etc/group) or number.
 fn group_id(name: &str) -> Option<u32> {
+    id_from("/etc/group", name)
+}
+
+fn user_id(name: &str) -> Option<u32> {
+    id_from("/etc/passwd", name)
+}
+
+/// A number, or the id of `name` in an `/etc/passwd`-style file (`name:x:ID:...`).
+fn id_from(file: &str, name: &str) -> Option<u32> {
     if let Ok(id) = name.parse::<u32>() {
         return Some(id);
     }
-    let groups = std::fs::read_to_string("/etc/group").ok()?;
-    groups.lines().find_map(|l| {
+    let entries = std::fs::read_to_string(file).ok()?;
+    entries.lines().find_map(|l| {
         let mut f = l.split(':');
         (f.next()? == name).then_some(())?;
         f.nth(1)?.parse().ok()
@@ -650,5 +680,33 @@ mod tests {
         assert_eq!(errs.len(), 1);
         let e = &errs[0];
         assert_eq!((e.line, e.key.as_str()), (3, "server.listen_lmtp"), "{e}");
+    }
+
+    #[test]
+    fn socket_owner_and_group_are_names_or_numbers() {
+        let cfg = Config::parse(
+            Path::new("g.toml"),
+            "[server]\nlmtp_socket_owner = \"root\"\nlmtp_socket_group = \"4242\"\nlmtp_listen = [\"unix:l.sock\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(cfg.server.lmtp_socket_owner, Some(0));
+        assert_eq!(cfg.server.lmtp_socket_group, Some(4242));
+        let errs = Config::parse(
+            Path::new("g.toml"),
+            "[server]\nlmtp_socket_owner = \"no-such-user-here\"\nlmtp_socket_group = \"no-such-group-here\"\nlmtp_listen = [\"unix:l.sock\"]\n",
+        )
+        .expect_err("unknown names");
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with("g.toml:2:21: key `server.lmtp_socket_owner`: no user"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].starts_with("g.toml:3:21: key `server.lmtp_socket_group`: no group"),
+            "{}",
+            lines[1]
+        );
     }
 }

@@ -22,9 +22,20 @@ pub enum Bound {
     Unix(UnixListener),
 }
 
-/// Bind one listener. A stale unix socket file from an earlier run is replaced; its mode is
-/// set so that the MTA's delivery agent can connect.
-pub async fn bind(listen: &Listen, mode: u32, group: Option<u32>) -> std::io::Result<Bound> {
+/// Who may connect to a unix listener socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketAccess {
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner by id (`None`: the server's user).
+    pub owner: Option<u32>,
+    /// Group by id (`None`: the server's group).
+    pub group: Option<u32>,
+}
+
+/// Bind one listener. A stale unix socket file from an earlier run is replaced; its owner,
+/// group and mode are set so that the MTA's delivery agent can connect.
+pub async fn bind(listen: &Listen, access: SocketAccess) -> std::io::Result<Bound> {
     match listen {
         Listen::Tcp(addr) => Ok(Bound::Tcp(TcpListener::bind(addr).await?)),
         Listen::Unix(path) => {
@@ -37,23 +48,22 @@ pub async fn bind(listen: &Listen, mode: u32, group: Option<u32>) -> std::io::Re
                 tracing::warn!(dir = %dir.display(), "the LMTP socket's directory is writable by every user: anyone could replace the socket; use a directory of the server's own");
             }
             remove_stale_socket(path)?;
-            let l = bind_unix_private(path, dir, mode, group)?;
+            let l = bind_unix_private(path, dir, access)?;
             l.set_nonblocking(true)?;
             Ok(Bound::Unix(UnixListener::from_std(l)?))
         }
     }
 }
 
-/// Bind a unix socket in a fresh directory only this user can enter, give it its group and
-/// mode there, then rename it to `path`. Changing group and mode by path where others can
+/// Bind a unix socket in a fresh directory only this user can enter, give it its owner, group
+/// and mode there, then rename it to `path`. Changing group and mode by path where others can
 /// write would let them swap the path for a symlink between bind and chmod (the server would
 /// then change a file of their choosing), and the socket would exist for a moment with the
 /// umask's mode; here it appears at `path` complete.
 fn bind_unix_private(
     path: &Path,
     dir: &Path,
-    mode: u32,
-    group: Option<u32>,
+    access: SocketAccess,
 ) -> std::io::Result<std::os::unix::net::UnixListener> {
     use std::os::unix::fs::DirBuilderExt;
     let name = path.file_name().ok_or_else(|| {
@@ -71,10 +81,10 @@ fn bind_unix_private(
     let inner = private.join(name);
     let bound = (|| {
         let l = std::os::unix::net::UnixListener::bind(&inner)?;
-        if let Some(gid) = group {
-            std::os::unix::fs::chown(&inner, None, Some(gid))?;
+        if access.owner.is_some() || access.group.is_some() {
+            std::os::unix::fs::chown(&inner, access.owner, access.group)?;
         }
-        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(mode))?;
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(access.mode))?;
         std::fs::rename(&inner, path)?;
         Ok(l)
     })();
@@ -192,11 +202,19 @@ mod tests {
 
     /// The socket appears at its path with the configured mode, answers, and no private
     /// directory is left behind; something that is not a socket is never replaced.
+    fn access(mode: u32) -> SocketAccess {
+        SocketAccess {
+            mode,
+            owner: None,
+            group: None,
+        }
+    }
+
     #[tokio::test]
     async fn unix_socket_is_bound_with_its_mode_and_nothing_left_over() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("lmtp.sock");
-        let bound = bind(&Listen::Unix(path.clone()), 0o640, None)
+        let bound = bind(&Listen::Unix(path.clone()), access(0o640))
             .await
             .expect("bind");
         let mode = std::fs::metadata(&path)
@@ -220,7 +238,7 @@ mod tests {
 
         let link = dir.path().join("link.sock");
         std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).expect("symlink");
-        assert!(bind(&Listen::Unix(link.clone()), 0o660, None)
+        assert!(bind(&Listen::Unix(link.clone()), access(0o660))
             .await
             .is_err());
         assert!(std::fs::symlink_metadata(&link)

@@ -15,6 +15,11 @@ fn mode_and_gid(path: &std::path::Path) -> (u32, u32) {
     (m.mode() & 0o7777, m.gid())
 }
 
+fn uid_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).expect("stat").uid()
+}
+
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self")
@@ -23,7 +28,7 @@ fn is_root() -> bool {
 }
 
 #[tokio::test]
-async fn the_lmtp_socket_is_0660_by_default_and_takes_the_configured_mode_and_group() {
+async fn the_lmtp_socket_is_0660_by_default_and_takes_the_configured_mode_owner_and_group() {
     let s = serve("").await;
     let (mode, _) = mode_and_gid(&s.dir.path().join("lmtp.sock"));
     assert_eq!(mode, 0o660, "{mode:o}");
@@ -31,17 +36,18 @@ async fn the_lmtp_socket_is_0660_by_default_and_takes_the_configured_mode_and_gr
     assert_eq!(mode, 0o600, "control socket {mode:o}");
     s.shutdown().await;
 
-    // Another mode, and (as root, who may give a file away) another group.
-    let group = if is_root() {
-        "\nlmtp_socket_group = \"65534\""
+    // Another mode, and (as root, who may give a file away) another owner and group.
+    let owner_group = if is_root() {
+        "\nlmtp_socket_owner = \"65534\"\nlmtp_socket_group = \"65534\""
     } else {
         ""
     };
-    let s = serve(&format!("lmtp_socket_mode = \"0640\"{group}")).await;
-    let (mode, gid) = mode_and_gid(&s.dir.path().join("lmtp.sock"));
+    let s = serve(&format!("lmtp_socket_mode = \"0640\"{owner_group}")).await;
+    let sock = s.dir.path().join("lmtp.sock");
+    let (mode, gid) = mode_and_gid(&sock);
     assert_eq!(mode, 0o640, "{mode:o}");
     if is_root() {
-        assert_eq!(gid, 65534);
+        assert_eq!((uid_of(&sock), gid), (65534, 65534));
     }
     s.shutdown().await;
 }
