@@ -67,7 +67,19 @@ struct Journal {
 }
 
 impl Journal {
-    /// Journal `batch` if it counts, as soon as its reply is known; the lag in milliseconds.
+    /// A batch's transaction has ended: journal it (if it counts) at once.
+    async fn finish(&self, batch: Batch, result: Result<Vec<RcptStatus>, TxError>) -> BatchResult {
+        let journal = self
+            .record(&batch, &result, std::time::Instant::now())
+            .await;
+        BatchResult {
+            batch,
+            result,
+            journal,
+        }
+    }
+
+    /// Journal `batch` if it counts; the lag since `replied` in milliseconds.
     async fn record(
         &self,
         batch: &Batch,
@@ -189,14 +201,7 @@ pub async fn fan_out(
                 let (from, wire, journal) = (from.clone(), wire.clone(), journal.clone());
                 tasks.spawn(async move {
                     let result = pool.send(from, batch.rcpts.clone(), wire).await;
-                    let journal = journal
-                        .record(&batch, &result, std::time::Instant::now())
-                        .await;
-                    BatchResult {
-                        batch,
-                        result,
-                        journal,
-                    }
+                    journal.finish(batch, result).await
                 });
             }
             Payload::Personal(p) => {
@@ -205,14 +210,7 @@ pub async fn fan_out(
                 let journal = journal.clone();
                 tasks.spawn(async move {
                     let result = Ok(personal_batch(&pool, &list, &p, &batch.rcpts, parallel).await);
-                    let journal = journal
-                        .record(&batch, &result, std::time::Instant::now())
-                        .await;
-                    BatchResult {
-                        batch,
-                        result,
-                        journal,
-                    }
+                    journal.finish(batch, result).await
                 });
             }
         }

@@ -550,58 +550,73 @@ SUMMARY+=("re-injection target refuse/421/451|1|1|$R_LOST|$R_DUP")
 log "PASS 2: refused, 421 at MAIL, 451 after the dot: deferred each time; then every member exactly once"
 
 # ---------------------------------------------------------------------------------------------
+# store_fault_send TAG WHO: while the store cannot write, a stranger's post to the members-only
+# list (to be held), a join and a multi-batch post; each must be deferred with 451 4.3.0 and
+# nothing acknowledged (no moderator notice, no confirmation, no copy). Sets held_tok, multi_mid,
+# mark and during (the sink's count of the multi-batch post meanwhile).
+store_fault_send() {
+    local tag=$1 who=$2 to n
+    held_tok="$tag-held-$RUN_ID"
+    multi_mid="<$tag-multi-$RUN_ID@faults.test>"
+    mark="$(maillog_mark)"
+    send_post "stranger$who@$MEMBER_DOMAIN" "team@$LIST_DOMAIN" "question $held_tok" "<$tag-held-$RUN_ID@faults.test>"
+    send_post "joiner$who@$MEMBER_DOMAIN" "team-join@$LIST_DOMAIN" "join" "<$tag-join-$RUN_ID@faults.test>"
+    send_post "poster@$MEMBER_DOMAIN" "mid@$LIST_DOMAIN" "during the store fault ($tag)" "$multi_mid"
+    for to in "team" "team-join" "mid"; do
+        wait_for "postfix to defer the mail to $to@ with 451 4.3.0" \
+            maillog_has "$mark" "to=<$to@$LIST_DOMAIN>.*status=deferred.* 451 4\.3\.0 "
+        maillog_show "$mark" "to=<$to@$LIST_DOMAIN>.*status=deferred" | head -n 1
+    done
+    sleep 1
+    n="$(sink_find --rcpt "moderator@$MEMBER_DOMAIN" --header "Subject:$held_tok")"
+    [[ "$n" == 0 ]] || fail "the moderator got $n notice(s) while the store could not write"
+    for n in "stranger$who" "joiner$who"; do
+        [[ "$(sink_find --rcpt "$n@$MEMBER_DOMAIN")" == 0 ]] ||
+            fail "$n@$MEMBER_DOMAIN got mail while the store could not write"
+    done
+    for to in "team" "team-join"; do
+        maillog_has "$mark" "to=<$to@$LIST_DOMAIN>.*status=sent" && fail "mail to $to@ acknowledged during the fault"
+    done
+    during="$(count "$multi_mid" "$MID_MEMBERS")"
+}
+# store_fault_after WHO: once the store can write again and Postfix retried: the post was held
+# (one moderator notice), the join confirmed by mail, the multi-batch post reached every member.
+# Sets c (the sink's count of the multi-batch post).
+store_fault_after() {
+    local who=$1 n
+    flush_queue
+    wait_for "an empty postfix queue after the store recovered" queue_empty
+    n="$(sink_find --rcpt "moderator@$MEMBER_DOMAIN" --header "Subject:$held_tok")"
+    [[ "$n" == 1 ]] || fail "moderator got $n notices about the held post, expected 1"
+    wait_for "postfix to log the stranger's post as held (LMTP 250)" \
+        maillog_has "$mark" "to=<team@$LIST_DOMAIN>.*status=sent .*held for moderation"
+    maillog_show "$mark" "to=<team@$LIST_DOMAIN>.*status=sent"
+    n="$(sink_find --rcpt "joiner$who@$MEMBER_DOMAIN" --header "Reply-To:team-confirm+")"
+    [[ "$n" == 1 ]] || fail "joiner$who got $n join confirmations, expected 1"
+    c="$(count "$multi_mid" "$MID_MEMBERS")"
+}
+
 STEP="3. store cannot write"
 stop_listkeeper
 start_listkeeper LISTKEEPER_FAULT_STORE_FULL="$STORE_FLAG"
 grep -q "fault injection armed" "$LKLOG" || fail "listkeeper did not log the armed store fault hook"
 touch "$STORE_FLAG"
 ctl reset >/dev/null
-held_tok="held-$RUN_ID"
-held_mid="<store-held-$RUN_ID@faults.test>"
-join_mid="<store-join-$RUN_ID@faults.test>"
-multi_mid="<store-multi-$RUN_ID@faults.test>"
-mark="$(maillog_mark)"
 fault_start=$SECONDS
-send_post "stranger@$MEMBER_DOMAIN" "team@$LIST_DOMAIN" "question $held_tok" "$held_mid"
-send_post "joiner@$MEMBER_DOMAIN" "team-join@$LIST_DOMAIN" "join" "$join_mid"
-send_post "poster@$MEMBER_DOMAIN" "mid@$LIST_DOMAIN" "during the store fault" "$multi_mid"
-for to in "team" "team-join" "mid"; do
-    wait_for "postfix to defer the mail to $to@ with 451 4.3.0" \
-        maillog_has "$mark" "to=<$to@$LIST_DOMAIN>.*status=deferred.* 451 4\.3\.0 "
-    maillog_show "$mark" "to=<$to@$LIST_DOMAIN>.*status=deferred" | head -n 1
-done
-# Nothing acknowledged: no moderator notice, no confirmation, no acknowledgement to the poster.
-sleep 1
-for who in moderator stranger joiner; do
-    n="$(sink_find --rcpt "$who@$MEMBER_DOMAIN")"
-    [[ "$n" == 0 ]] || fail "$who@$MEMBER_DOMAIN got $n message(s) while the store could not write"
-done
-for to in "team" "team-join"; do
-    maillog_has "$mark" "to=<$to@$LIST_DOMAIN>.*status=sent" && fail "mail to $to@ acknowledged during the fault"
-done
-during="$(count "$multi_mid" "$MID_MEMBERS")"
+store_fault_send store ""
 attempts="$(maillog_count "$mark" "to=<mid@$LIST_DOMAIN>.*status=deferred")"
 log "3: during the fault ($((SECONDS - fault_start)) s, $attempts attempt(s) of the multi-batch post): sink $during"
 echo "    listkeeper log lines \"could not be journaled\": $(grep -c "could not be journaled" "$LKLOG" || true)"
 rm -f "$STORE_FLAG"
-flush_queue
-wait_for "an empty postfix queue after the store recovered" queue_empty
-n="$(sink_find --rcpt "moderator@$MEMBER_DOMAIN" --header "Subject:$held_tok")"
-[[ "$n" == 1 ]] || fail "moderator got $n notices about the held post, expected 1"
-wait_for "postfix to log the stranger's post as held (LMTP 250)" \
-    maillog_has "$mark" "to=<team@$LIST_DOMAIN>.*status=sent .*held for moderation"
-maillog_show "$mark" "to=<team@$LIST_DOMAIN>.*status=sent"
-n="$(sink_find --rcpt "joiner@$MEMBER_DOMAIN" --header "Reply-To:team-confirm+")"
-[[ "$n" == 1 ]] || fail "joiner got $n join confirmations, expected 1"
-c="$(count "$multi_mid" "$MID_MEMBERS")"
+store_fault_after ""
 S_LOST="$(json_get "$c" lost)" S_DUP="$(json_get "$c" duplicated)"
 log "3: after recovery: held (1 moderator notice), 1 join confirmation; multi-batch post: $c"
-if (($(json_get "$c" duplicated) > 0)); then
+if ((S_DUP > 0)); then
     log "3: NOTE: $(json_get "$c" dup_members) members got the multi-batch post up to $(json_get "$c" max) times:" \
         "each of the $attempts attempts during the fault sent the batches already in flight before the" \
         "first journal write failed, and none of them could be journaled"
 fi
-SUMMARY+=("store cannot write|1|3|$S_LOST|$S_DUP")
+SUMMARY+=("store cannot write (fault hook)|1|3|$S_LOST|$S_DUP")
 [[ "$S_LOST" == 0 ]] || fail "members lost the multi-batch post sent during the store fault: $c"
 log "PASS 3: deferred with 451 4.3.0 while the store could not write, nothing acknowledged; all delivered after"
 
@@ -627,42 +642,13 @@ if mount -t tmpfs -o size=16m,mode=0700 tmpfs "$SMALLFS" 2>"$T/mount.err"; then
     [[ "$avail" == 0 ]] || fail "the small file system still has $avail kB free after filling it"
     ctl reset >/dev/null
     lines_before="$(wc -l <"$LKLOG")"
-    held_tok="fullfs-held-$RUN_ID"
-    held_mid="<fullfs-held-$RUN_ID@faults.test>"
-    join_mid="<fullfs-join-$RUN_ID@faults.test>"
-    multi_mid="<fullfs-multi-$RUN_ID@faults.test>"
-    mark="$(maillog_mark)"
-    send_post "stranger2@$MEMBER_DOMAIN" "team@$LIST_DOMAIN" "question $held_tok" "$held_mid"
-    send_post "joiner2@$MEMBER_DOMAIN" "team-join@$LIST_DOMAIN" "join" "$join_mid"
-    send_post "poster@$MEMBER_DOMAIN" "mid@$LIST_DOMAIN" "during a full file system" "$multi_mid"
-    for to in "team" "team-join" "mid"; do
-        wait_for "postfix to defer the mail to $to@ with 451 4.3.0" \
-            maillog_has "$mark" "to=<$to@$LIST_DOMAIN>.*status=deferred.* 451 4\.3\.0 "
-        maillog_show "$mark" "to=<$to@$LIST_DOMAIN>.*status=deferred" | head -n 1
-    done
-    sleep 1
-    n="$(sink_find --rcpt "moderator@$MEMBER_DOMAIN" --header "Subject:$held_tok")"
-    [[ "$n" == 0 ]] || fail "the moderator got $n notice(s) while the file system was full"
-    for who in stranger2 joiner2; do
-        n="$(sink_find --rcpt "$who@$MEMBER_DOMAIN")"
-        [[ "$n" == 0 ]] || fail "$who@$MEMBER_DOMAIN got $n message(s) while the file system was full"
-    done
-    for to in "team" "team-join"; do
-        maillog_has "$mark" "to=<$to@$LIST_DOMAIN>.*status=sent" && fail "mail to $to@ acknowledged while the file system was full"
-    done
-    during="$(count "$multi_mid" "$MID_MEMBERS")"
+    store_fault_send fullfs 2
     log "3b: while full: sink $during"
     tail -n +"$((lines_before + 1))" "$LKLOG" | grep -m 2 -E "No space left on device|store unusable" | sed 's/^/    listkeeper: /' || true
     rm -f "$SMALLFS/filler"
-    flush_queue
-    wait_for "an empty postfix queue after space came back" queue_empty
+    store_fault_after 2
     tail -n +"$((lines_before + 1))" "$LKLOG" | grep -q "store reopened after an I/O error" ||
         fail "listkeeper did not log reopening its store"
-    n="$(sink_find --rcpt "moderator@$MEMBER_DOMAIN" --header "Subject:$held_tok")"
-    [[ "$n" == 1 ]] || fail "moderator got $n notices about the held post, expected 1"
-    n="$(sink_find --rcpt "joiner2@$MEMBER_DOMAIN" --header "Reply-To:team-confirm+")"
-    [[ "$n" == 1 ]] || fail "joiner2 got $n join confirmations, expected 1"
-    c="$(count "$multi_mid" "$MID_MEMBERS")"
     F_LOST="$(json_get "$c" lost)" F_DUP="$(json_get "$c" duplicated)"
     log "3b: after space came back (no restart): held (1 moderator notice), 1 join confirmation; multi-batch post: $c"
     SUMMARY+=("file system full (tmpfs)|1|3|$F_LOST|$F_DUP")
