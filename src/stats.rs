@@ -51,6 +51,8 @@ pub static COPIES: Counter = Counter::new();
 pub static REQUESTS: Counter = Counter::new();
 /// Bounces processed.
 pub static BOUNCES: Counter = Counter::new();
+/// Times the store was reopened after an I/O error (a full disk, say).
+pub static STORE_REOPENS: Counter = Counter::new();
 
 /// `name value` lines for `listkeeper status`.
 pub fn lines() -> Vec<String> {
@@ -65,6 +67,7 @@ pub fn lines() -> Vec<String> {
         ("copies_accepted", COPIES.get()),
         ("requests", REQUESTS.get()),
         ("bounces", BOUNCES.get()),
+        ("store_reopens", STORE_REOPENS.get()),
     ]
     .iter()
     .map(|(n, v)| format!("{n} {v}"))

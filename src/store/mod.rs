@@ -20,6 +20,7 @@ mod rate;
 mod token;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -56,10 +57,63 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// Counts store errors that redb latches (I/O errors): a store whose next transaction sees a
+/// new count checks whether its database is the one that failed, and reopens it. Without this a
+/// server that only reads after a failed write (small open lists) would keep failing on every
+/// page not in the cache until some write came.
+static IO_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a redb error is an I/O failure, after which redb refuses to go on.
+trait Latching {
+    fn latches(&self) -> bool;
+}
+
+impl Latching for redb::StorageError {
+    fn latches(&self) -> bool {
+        matches!(
+            self,
+            redb::StorageError::Io(_) | redb::StorageError::PreviousIo
+        )
+    }
+}
+
+impl Latching for redb::Error {
+    fn latches(&self) -> bool {
+        matches!(self, redb::Error::Io(_) | redb::Error::PreviousIo)
+    }
+}
+
+impl Latching for redb::TransactionError {
+    fn latches(&self) -> bool {
+        matches!(self, redb::TransactionError::Storage(e) if e.latches())
+    }
+}
+
+impl Latching for redb::TableError {
+    fn latches(&self) -> bool {
+        matches!(self, redb::TableError::Storage(e) if e.latches())
+    }
+}
+
+impl Latching for redb::CommitError {
+    fn latches(&self) -> bool {
+        matches!(self, redb::CommitError::Storage(e) if e.latches())
+    }
+}
+
+impl Latching for redb::SetDurabilityError {
+    fn latches(&self) -> bool {
+        false
+    }
+}
+
 macro_rules! backend_from {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
+                if e.latches() {
+                    IO_ERRORS.fetch_add(1, Ordering::AcqRel);
+                }
                 StoreError::Backend(e.to_string())
             }
         }
@@ -98,6 +152,10 @@ struct Backend {
     db: RwLock<Option<Arc<Database>>>,
     /// When the last reopen failed.
     failed_at: std::sync::Mutex<Option<Instant>>,
+    /// Successful reopens since the store was opened.
+    reopens: AtomicU64,
+    /// The value of `IO_ERRORS` when this store last checked its database.
+    io_errors_checked: AtomicU64,
 }
 
 /// How long a reopen waits for transactions still holding the failed database (its file lock)
@@ -136,11 +194,25 @@ impl Backend {
 
     fn current(&self) -> Result<Arc<Database>, StoreError> {
         let slot = self.db.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(db) = slot.as_ref() {
-            return Ok(db.clone());
-        }
+        let Some(db) = slot.clone() else {
+            drop(slot);
+            return self.reopen(None);
+        };
         drop(slot);
-        self.reopen(None)
+        let errors = IO_ERRORS.load(Ordering::Acquire);
+        if self.io_errors_checked.swap(errors, Ordering::AcqRel) != errors {
+            // Some store met an I/O error: is it this one? A write transaction fails at once on
+            // a latched database (and is only dropped here otherwise); a busy writer will report
+            // its own error.
+            match db.try_begin_write() {
+                Err(redb::TransactionError::Storage(e)) if e.latches() => {
+                    tracing::warn!(store = %self.path.display(), error = %e, "store unusable after an I/O error; reopening it");
+                    return self.reopen(Some(db));
+                }
+                _ => {}
+            }
+        }
+        Ok(db)
     }
 
     /// Close `failed` (unless another caller has already replaced it) and open the file again.
@@ -180,6 +252,8 @@ impl Backend {
                         .failed_at
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner) = None;
+                    self.reopens.fetch_add(1, Ordering::Relaxed);
+                    crate::stats::STORE_REOPENS.inc();
                     tracing::warn!(
                         store = %self.path.display(),
                         ms = started.elapsed().as_millis() as u64,
@@ -211,11 +285,9 @@ impl Backend {
         let db = self.current()?;
         match begin(&db) {
             Ok(txn) => Ok(txn),
-            Err(redb::TransactionError::Storage(
-                e @ (redb::StorageError::PreviousIo
-                | redb::StorageError::Io(_)
-                | redb::StorageError::Corrupted(_)),
-            )) => {
+            Err(redb::TransactionError::Storage(e))
+                if e.latches() || matches!(e, redb::StorageError::Corrupted(_)) =>
+            {
                 tracing::warn!(store = %self.path.display(), error = %e, "store unusable after an I/O error; reopening it");
                 let db = self.reopen(Some(db))?;
                 Ok(begin(&db)?)
@@ -252,6 +324,8 @@ impl Store {
             fault_full,
             db: RwLock::new(None),
             failed_at: std::sync::Mutex::new(None),
+            reopens: AtomicU64::new(0),
+            io_errors_checked: AtomicU64::new(IO_ERRORS.load(Ordering::Acquire)),
         };
         let db = backend.open()?;
         backend.db = RwLock::new(Some(Arc::new(db)));
@@ -372,5 +446,26 @@ mod tests {
         // A clone made before the fault shares the reopened database.
         let clone = s.clone();
         assert!(clone.is_member(list, &addr("b@example.org")).expect("read"));
+    }
+
+    #[test]
+    fn a_failed_write_is_followed_by_a_reopen_even_when_only_reads_come_next() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let flag = dir.path().join("full");
+        let s = Store::open_with(dir.path(), 1 << 20, Some(flag.clone())).expect("open");
+        let list = "l@example.org";
+        s.add_members(list, &[addr("a@example.org")])
+            .expect("add a");
+        std::fs::write(&flag, b"").expect("fill the disk");
+        let e = s.add_members(list, &[addr("b@example.org")]);
+        assert!(e.is_err());
+        std::fs::remove_file(&flag).expect("space is back");
+        assert_eq!(s.backend.reopens.load(Ordering::Relaxed), 0);
+        // The next transaction is a read: it finds the database latched and reopens it, so
+        // reads of pages not in the cache do not fail with PreviousIo until some write comes.
+        assert!(s.is_member(list, &addr("a@example.org")).expect("read"));
+        assert_eq!(s.backend.reopens.load(Ordering::Relaxed), 1);
+        assert!(!s.is_member(list, &addr("b@example.org")).expect("read"));
+        assert_eq!(s.backend.reopens.load(Ordering::Relaxed), 1);
     }
 }

@@ -649,6 +649,9 @@ if mount -t tmpfs -o size=16m,mode=0700 tmpfs "$SMALLFS" 2>"$T/mount.err"; then
     store_fault_after 2
     tail -n +"$((lines_before + 1))" "$LKLOG" | grep -q "store reopened after an I/O error" ||
         fail "listkeeper did not log reopening its store"
+    reopens="$("$BIN" status --config "$FULLCONF" | awk '$1 == "store_reopens" { print $2 }')"
+    ((${reopens:-0} >= 1)) || fail "listkeeper status shows store_reopens ${reopens:-(missing)}, expected >= 1"
+    log "3b: listkeeper status: store_reopens $reopens"
     F_LOST="$(json_get "$c" lost)" F_DUP="$(json_get "$c" duplicated)"
     log "3b: after space came back (no restart): held (1 moderator notice), 1 join confirmation; multi-batch post: $c"
     SUMMARY+=("file system full (tmpfs)|1|3|$F_LOST|$F_DUP")
