@@ -201,15 +201,19 @@ impl Backend {
         drop(slot);
         let errors = IO_ERRORS.load(Ordering::Acquire);
         if self.io_errors_checked.swap(errors, Ordering::AcqRel) != errors {
-            // Some store met an I/O error: is it this one? A write transaction fails at once on
-            // a latched database (and is only dropped here otherwise); a busy writer will report
-            // its own error.
+            // Some store met an I/O error: is it this one? Beginning a write transaction fails
+            // at once on a latched database.
             match db.try_begin_write() {
                 Err(redb::TransactionError::Storage(e)) if e.latches() => {
                     tracing::warn!(store = %self.path.display(), error = %e, "store unusable after an I/O error; reopening it");
                     return self.reopen(Some(db));
                 }
-                _ => {}
+                // Healthy: nothing was written.
+                Ok(probe) => {
+                    let _ = probe.abort();
+                }
+                // Busy: that writer meets the error itself if there is one.
+                Err(_) => {}
             }
         }
         Ok(db)
