@@ -102,6 +102,40 @@ async fn mta_closing_mid_data_gives_451() {
     assert!(o[0].starts_with("451 4.4.2 "), "{t}");
 }
 
+/// An MTA that takes the message and never answers the final dot: listkeeper gives up after
+/// `reinject.timeout_secs`, answers 451 (the MTA keeps the post), drops that connection rather
+/// than reusing it, and the retry goes through a fresh one.
+#[tokio::test]
+async fn an_mta_that_never_answers_the_dot_times_out_with_451_and_the_retry_delivers() {
+    let sink = Sink::start().await;
+    sink.set(|b| b.stall_data_at = Some(0));
+    let h = Harness::new(&sink.addr, "timeout_secs = 1\nconnections = 1");
+    let ctx = h.context();
+    let session = format!(
+        "{LHLO}{}QUIT\r\n",
+        post("p@outside.test", "dev@example.org", "x")
+    );
+    let started = std::time::Instant::now();
+    let t = converse(ctx.clone(), session.as_bytes()).await;
+    let waited = started.elapsed();
+    assert!(outcomes(&t)[0].starts_with("451 4.4.2 "), "{t}");
+    assert!(
+        waited >= std::time::Duration::from_millis(900) && waited.as_secs() < 10,
+        "{waited:?}"
+    );
+    assert!(sink.copies().is_empty(), "{:?}", sink.copies());
+
+    let t = converse(ctx, session.as_bytes()).await;
+    assert!(
+        outcomes(&t)[0].starts_with("250 2.0.0 distributed to 3"),
+        "{t}"
+    );
+    assert_eq!(*sink.connections.lock().expect("lock"), 2);
+    for m in ["a@members.test", "b@members.test", "c@members.test"] {
+        assert_eq!(sink.copies().get(m), Some(&1), "{m}");
+    }
+}
+
 #[tokio::test]
 async fn mta_down_gives_451_quickly() {
     // Bind and drop a listener to get a port nobody listens on.

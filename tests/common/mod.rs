@@ -38,6 +38,9 @@ pub struct Behaviour {
     pub fail_all_data: Option<String>,
     /// Don't offer PIPELINING.
     pub no_pipelining: bool,
+    /// Take the message of transaction N and never answer its final dot (the connection stays
+    /// open until the client closes it).
+    pub stall_data_at: Option<usize>,
 }
 
 /// A loopback SMTP server that records what it accepts.
@@ -158,6 +161,11 @@ impl Sink {
                         let mut o = self.open_tx.lock().expect("lock");
                         o.0 = o.0.saturating_sub(1);
                     }
+                    if b.stall_data_at == Some(n) {
+                        let mut rest = Vec::new();
+                        let _ = r.read_to_end(&mut rest).await;
+                        return;
+                    }
                     if let Some(reply) = b.fail_all_data.clone() {
                         reply
                     } else if let Some((_, reply)) =
@@ -238,8 +246,14 @@ impl Harness {
         std::fs::write(lists.join("dev.toml"), DEV_LIST).expect("write");
         std::fs::write(lists.join("team.toml"), TEAM_LIST).expect("write");
         std::fs::write(lists.join("broken.toml"), BROKEN_LIST).expect("write");
+        // `extra` goes into [reinject] and may set its own timeout.
+        let timeout = if extra.contains("timeout_secs") {
+            ""
+        } else {
+            "timeout_secs = 5\n"
+        };
         let text = format!(
-            "[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\ndata_dir = \"data\"\nlists_dir = \"lists.d\"\n[reinject]\ntarget = \"{target}\"\nhelo_name = \"lk.test\"\ntimeout_secs = 5\n{extra}\n"
+            "[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\ndata_dir = \"data\"\nlists_dir = \"lists.d\"\n[reinject]\ntarget = \"{target}\"\nhelo_name = \"lk.test\"\n{timeout}{extra}\n"
         );
         let path = dir.path().join("listkeeper.toml");
         std::fs::write(&path, &text).expect("write");
