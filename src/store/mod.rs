@@ -148,10 +148,14 @@ struct Backend {
     /// Fault injection for tests: while this file exists, the file system is full
     /// (`LISTKEEPER_FAULT_STORE_FULL=/path`, read once at open; see `fault.rs`).
     fault_full: Option<PathBuf>,
-    /// `None` after a failed reopen: a transaction at least `REOPEN_RETRY` later tries again.
-    db: RwLock<Option<Arc<Database>>>,
-    /// When the last reopen failed.
-    failed_at: std::sync::Mutex<Option<Instant>>,
+    /// The open database and its generation (one more at every reopen); `None` after a failed
+    /// reopen. Callers never hold a database while they wait for this lock, so a reopen only
+    /// waits for transactions in flight.
+    db: RwLock<Option<(u64, Arc<Database>)>>,
+    /// The last generation handed out.
+    generations: AtomicU64,
+    /// When a reopen was last tried, whether it worked or not: at most one a `REOPEN_RETRY`.
+    last_attempt: std::sync::Mutex<Option<Instant>>,
     /// Successful reopens since the store was opened.
     reopens: AtomicU64,
     /// The value of `IO_ERRORS` when this store last checked its database.
@@ -162,8 +166,8 @@ struct Backend {
 /// to end.
 const REOPEN_WAIT: Duration = Duration::from_secs(5);
 
-/// How often a store that could not be reopened (the disk still full) is tried again: opening
-/// repairs the file, which reads all of it, so not on every transaction.
+/// How often a reopen is tried: opening repairs the file, which reads all of it, and on a disk
+/// that is still full the reopened database can fail again at once.
 const REOPEN_RETRY: Duration = Duration::from_secs(1);
 
 impl Backend {
@@ -192,9 +196,10 @@ impl Backend {
         })
     }
 
-    fn current(&self) -> Result<Arc<Database>, StoreError> {
+    /// The database to use, with its generation.
+    fn current(&self) -> Result<(u64, Arc<Database>), StoreError> {
         let slot = self.db.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(db) = slot.clone() else {
+        let Some((generation, db)) = slot.clone() else {
             drop(slot);
             return self.reopen(None);
         };
@@ -202,11 +207,12 @@ impl Backend {
         let errors = IO_ERRORS.load(Ordering::Acquire);
         if self.io_errors_checked.swap(errors, Ordering::AcqRel) != errors {
             // Some store met an I/O error: is it this one? Beginning a write transaction fails
-            // at once on a latched database.
+            // at once on a latched database, and this one never waits.
             match db.try_begin_write() {
                 Err(redb::TransactionError::Storage(e)) if e.latches() => {
                     tracing::warn!(store = %self.path.display(), error = %e, "store unusable after an I/O error; reopening it");
-                    return self.reopen(Some(db));
+                    drop(db);
+                    return self.reopen(Some(generation));
                 }
                 // Healthy: nothing was written.
                 Ok(probe) => {
@@ -216,46 +222,43 @@ impl Backend {
                 Err(_) => {}
             }
         }
-        Ok(db)
+        Ok((generation, db))
     }
 
-    /// Close `failed` (unless another caller has already replaced it) and open the file again.
-    fn reopen(&self, failed: Option<Arc<Database>>) -> Result<Arc<Database>, StoreError> {
+    /// Close the database of generation `failed` (unless another caller has already replaced
+    /// it; `None`: there is none) and open the file again.
+    fn reopen(&self, failed: Option<u64>) -> Result<(u64, Arc<Database>), StoreError> {
         let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
-        match (&failed, slot.as_ref()) {
+        match (failed, slot.as_ref()) {
             // Another caller reopened it meanwhile.
-            (Some(failed), Some(current)) if !Arc::ptr_eq(failed, current) => {
-                return Ok(current.clone())
+            (Some(failed), Some((generation, db))) if *generation != failed => {
+                return Ok((*generation, db.clone()))
             }
-            (None, Some(current)) => return Ok(current.clone()),
+            (None, Some((generation, db))) => return Ok((*generation, db.clone())),
             _ => {}
         }
-        if failed.is_none() {
-            let failed_at = self
-                .failed_at
+        {
+            let mut last = self
+                .last_attempt
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if failed_at.is_some_and(|t| t.elapsed() < REOPEN_RETRY) {
+            if last.is_some_and(|t| t.elapsed() < REOPEN_RETRY) {
                 return Err(StoreError::Backend(
-                    "the store could not be reopened after an I/O error; trying again shortly"
-                        .into(),
+                    "the store is recovering from an I/O error; trying again shortly".into(),
                 ));
             }
+            *last = Some(Instant::now());
         }
         // Dropping the last handle closes the file and releases its lock; a transaction still
         // running on it keeps it open until it ends.
-        drop(failed);
         *slot = None;
         let started = Instant::now();
         loop {
             match self.open() {
                 Ok(db) => {
                     let db = Arc::new(db);
-                    *slot = Some(db.clone());
-                    *self
-                        .failed_at
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = None;
+                    let generation = self.generations.fetch_add(1, Ordering::AcqRel) + 1;
+                    *slot = Some((generation, db.clone()));
                     self.reopens.fetch_add(1, Ordering::Relaxed);
                     crate::stats::STORE_REOPENS.inc();
                     tracing::warn!(
@@ -263,17 +266,13 @@ impl Backend {
                         ms = started.elapsed().as_millis() as u64,
                         "store reopened after an I/O error"
                     );
-                    return Ok(db);
+                    return Ok((generation, db));
                 }
                 Err(StoreError::InUse(_)) if started.elapsed() < REOPEN_WAIT => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) => {
-                    *self
-                        .failed_at
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
-                    tracing::error!(store = %self.path.display(), error = %e, "store could not be reopened; will try again on the next transaction");
+                    tracing::error!(store = %self.path.display(), error = %e, "store could not be reopened; the next transaction a second from now tries again");
                     return Err(e);
                 }
             }
@@ -286,14 +285,15 @@ impl Backend {
         &self,
         begin: impl Fn(&Database) -> Result<T, redb::TransactionError>,
     ) -> Result<T, StoreError> {
-        let db = self.current()?;
+        let (generation, db) = self.current()?;
         match begin(&db) {
             Ok(txn) => Ok(txn),
             Err(redb::TransactionError::Storage(e))
                 if e.latches() || matches!(e, redb::StorageError::Corrupted(_)) =>
             {
                 tracing::warn!(store = %self.path.display(), error = %e, "store unusable after an I/O error; reopening it");
-                let db = self.reopen(Some(db))?;
+                drop(db);
+                let (_, db) = self.reopen(Some(generation))?;
                 Ok(begin(&db)?)
             }
             Err(e) => Err(e.into()),
@@ -327,12 +327,13 @@ impl Store {
             cache_size,
             fault_full,
             db: RwLock::new(None),
-            failed_at: std::sync::Mutex::new(None),
+            generations: AtomicU64::new(0),
+            last_attempt: std::sync::Mutex::new(None),
             reopens: AtomicU64::new(0),
             io_errors_checked: AtomicU64::new(IO_ERRORS.load(Ordering::Acquire)),
         };
         let db = backend.open()?;
-        backend.db = RwLock::new(Some(Arc::new(db)));
+        backend.db = RwLock::new(Some((0, Arc::new(db))));
         let mut store = Store {
             backend: Arc::new(backend),
             secret: [0; 32],
@@ -470,6 +471,41 @@ mod tests {
         assert!(s.is_member(list, &addr("a@example.org")).expect("read"));
         assert_eq!(s.backend.reopens.load(Ordering::Relaxed), 1);
         assert!(!s.is_member(list, &addr("b@example.org")).expect("read"));
+        assert_eq!(s.backend.reopens.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn many_threads_meeting_a_latched_database_share_one_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let flag = dir.path().join("full");
+        let s = Store::open_with(dir.path(), 1 << 20, Some(flag.clone())).expect("open");
+        let list = "l@example.org";
+        std::fs::write(&flag, b"").expect("fill the disk");
+        assert!(s.add_members(list, &[addr("a@example.org")]).is_err());
+        std::fs::remove_file(&flag).expect("space is back");
+        // Eight writers find the database latched at once: one reopens it, the others wait
+        // for that and use the new one (none holds the old database while it waits, which
+        // would keep its file locked and fail the reopen).
+        let start = std::sync::Barrier::new(8);
+        let results: Vec<Result<AddOutcome, StoreError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|i| {
+                    let (s, start) = (s.clone(), &start);
+                    scope.spawn(move || {
+                        start.wait();
+                        s.add_members(list, &[addr(&format!("m{i}@example.org"))])
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        for r in &results {
+            assert!(r.is_ok(), "{r:?}");
+        }
+        assert_eq!(s.member_count(list).expect("count"), 8);
         assert_eq!(s.backend.reopens.load(Ordering::Relaxed), 1);
     }
 }
