@@ -160,7 +160,15 @@ pub async fn fan_out(
         // A short batch is the last one: no need to ask the store again.
         if current.len() >= batch_size {
             let after = current.last().map(|m| m.key.clone());
-            next = fetch(ctx, &list_key, after, batch_size).await?;
+            match fetch(ctx, &list_key, after, batch_size).await {
+                Ok(members) => next = members,
+                // Not `?`: the batches in flight must finish and journal what the MTA
+                // accepted (dropping the JoinSet would abort them half-way).
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
         }
         if !next.is_empty() && !journaled {
             journaled = true;
