@@ -34,7 +34,7 @@ use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
 use crate::address::Address;
 
-pub(crate) use notice::is_auto_reply;
+pub(crate) use notice::is_auto_reply_to_us;
 pub use text::{MAX_BYTES, MAX_DIAGNOSTIC, MAX_LINES};
 pub use verp::{decode_verp, encode_verp};
 

@@ -101,7 +101,18 @@ pub(super) fn bounce_subject(subject: &str) -> bool {
 /// An auto-reply (RFC 3834 Auto-Submitted: auto-replied, the X-Autoreply family, Precedence:
 /// auto_reply) or a subject of one. Call only for a message that is no failure notice: MTAs
 /// mark bounces auto-replied too.
-pub(crate) fn is_auto_reply(message: &Message<'_>, subject: &str) -> bool {
+pub(super) fn is_auto_reply(message: &Message<'_>, subject: &str) -> bool {
+    auto_reply_marked(message, subject, false)
+}
+
+/// [`is_auto_reply`] for replies to listkeeper's own mails, whose subjects carry words others
+/// chose (a held post's subject, a list's address): the subject's phrases count only at its
+/// start, where vacation programs put them ("Out of Office: Re: ...", "Automatic reply: ...").
+pub(crate) fn is_auto_reply_to_us(message: &Message<'_>, subject: &str) -> bool {
+    auto_reply_marked(message, subject, true)
+}
+
+fn auto_reply_marked(message: &Message<'_>, subject: &str, prefix_only: bool) -> bool {
     let header = |name: &str| {
         message
             .header_raw(name)
@@ -125,6 +136,11 @@ pub(crate) fn is_auto_reply(message: &Message<'_>, subject: &str) -> bool {
         return true;
     }
     let subject = fold(subject.trim());
-    AUTO_REPLY_PHRASES.iter().any(|p| subject.contains(p))
-        || AUTO_REPLY_PREFIXES.iter().any(|p| subject.starts_with(p))
+    AUTO_REPLY_PHRASES.iter().any(|p| {
+        if prefix_only {
+            subject.starts_with(p)
+        } else {
+            subject.contains(p)
+        }
+    }) || AUTO_REPLY_PREFIXES.iter().any(|p| subject.starts_with(p))
 }

@@ -374,11 +374,12 @@ async fn vacation_replies_neither_confirm_a_forged_join_nor_approve_a_held_post(
         assert!(w.mails_to("two@members.test").is_empty(), "{v}");
     }
 
-    // The people themselves still can.
+    // The people themselves still can, even when the subject they reply to (a list address, a
+    // held post's subject) happens to hold such words.
     w.mail(
         "away@people.test",
         &format!("club-confirm+{join}@example.org"),
-        "From: away@people.test\r\nSubject: Re: confirm your subscription",
+        "From: away@people.test\r\nSubject: Re: Please confirm: join autoreply-dev@example.org",
         "Yes, please.",
     )
     .await;
@@ -386,7 +387,7 @@ async fn vacation_replies_neither_confirm_a_forged_join_nor_approve_a_held_post(
     w.mail(
         "mod@owners.test",
         &format!("club-confirm+{held}@example.org"),
-        "From: mod@owners.test\r\nSubject: Re: hello",
+        "From: mod@owners.test\r\nSubject: Re: Held for moderation: setting up an out of office reply",
         "",
     )
     .await;

@@ -75,7 +75,7 @@ fn read_incoming(d: &Delivery) -> Incoming {
         Some("mail from a mailing list")
     } else if msg
         .as_ref()
-        .is_some_and(|m| crate::bounce::is_auto_reply(m, m.subject().unwrap_or("")))
+        .is_some_and(|m| crate::bounce::is_auto_reply_to_us(m, m.subject().unwrap_or("")))
     {
         // A vacation program that sets no Auto-Submitted (X-Autoreply, "Out of office: ..."):
         // its reply to a confirmation must not confirm a join someone else asked for.
