@@ -415,73 +415,66 @@ mod tests {
         Address::parse(s).expect("address")
     }
 
-    #[test]
-    fn a_full_disk_fails_writes_and_the_store_reopens_once_space_is_back() {
+    const LIST: &str = "l@example.org";
+
+    /// A store with one member, a@, on a disk that is full (until the returned flag file is
+    /// removed), after the write that found it full: redb has latched the error.
+    fn latched() -> (tempfile::TempDir, PathBuf, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let flag = dir.path().join("full");
         let s = Store::open_with(dir.path(), 1 << 20, Some(flag.clone())).expect("open");
-        let list = "l@example.org";
-        s.add_members(list, &[addr("a@example.org")])
+        s.add_members(LIST, &[addr("a@example.org")])
             .expect("add a");
-
         std::fs::write(&flag, b"").expect("fill the disk");
         let e = s
-            .add_members(list, &[addr("b@example.org")])
+            .add_members(LIST, &[addr("b@example.org")])
             .expect_err("a write on a full disk fails");
         assert!(e.to_string().contains("No space left"), "{e}");
-        // The failed write latched redb; while the disk stays full every transaction fails
-        // (the reopen that would repair the file needs to write), and none is retried more
-        // often than REOPEN_RETRY.
-        assert!(s.add_members(list, &[addr("c@example.org")]).is_err());
-        assert!(s.is_member(list, &addr("a@example.org")).is_err());
+        (dir, flag, s)
+    }
+
+    #[test]
+    fn a_full_disk_fails_writes_and_the_store_reopens_once_space_is_back() {
+        let (_dir, flag, s) = latched();
+        // While the disk stays full every transaction fails (the reopen that would repair the
+        // file needs to write), and reopens are not tried more often than REOPEN_RETRY.
+        assert!(s.add_members(LIST, &[addr("c@example.org")]).is_err());
+        assert!(s.is_member(LIST, &addr("a@example.org")).is_err());
 
         std::fs::remove_file(&flag).expect("space is back");
         std::thread::sleep(REOPEN_RETRY);
         // The same handle works again, with what was committed before the fault and nothing
         // of what failed.
         assert!(s
-            .is_member(list, &addr("a@example.org"))
+            .is_member(LIST, &addr("a@example.org"))
             .expect("read after reopen"));
-        assert!(!s.is_member(list, &addr("b@example.org")).expect("read"));
-        assert!(!s.is_member(list, &addr("c@example.org")).expect("read"));
-        s.add_members(list, &[addr("b@example.org")])
+        assert!(!s.is_member(LIST, &addr("b@example.org")).expect("read"));
+        assert!(!s.is_member(LIST, &addr("c@example.org")).expect("read"));
+        s.add_members(LIST, &[addr("b@example.org")])
             .expect("write after reopen");
-        assert_eq!(s.member_count(list).expect("count"), 2);
+        assert_eq!(s.member_count(LIST).expect("count"), 2);
 
         // A clone made before the fault shares the reopened database.
         let clone = s.clone();
-        assert!(clone.is_member(list, &addr("b@example.org")).expect("read"));
+        assert!(clone.is_member(LIST, &addr("b@example.org")).expect("read"));
     }
 
     #[test]
     fn a_failed_write_is_followed_by_a_reopen_even_when_only_reads_come_next() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let flag = dir.path().join("full");
-        let s = Store::open_with(dir.path(), 1 << 20, Some(flag.clone())).expect("open");
-        let list = "l@example.org";
-        s.add_members(list, &[addr("a@example.org")])
-            .expect("add a");
-        std::fs::write(&flag, b"").expect("fill the disk");
-        let e = s.add_members(list, &[addr("b@example.org")]);
-        assert!(e.is_err());
+        let (_dir, flag, s) = latched();
         std::fs::remove_file(&flag).expect("space is back");
         assert_eq!(s.backend.reopens.load(Ordering::Relaxed), 0);
         // The next transaction is a read: it finds the database latched and reopens it, so
         // reads of pages not in the cache do not fail with PreviousIo until some write comes.
-        assert!(s.is_member(list, &addr("a@example.org")).expect("read"));
+        assert!(s.is_member(LIST, &addr("a@example.org")).expect("read"));
         assert_eq!(s.backend.reopens.load(Ordering::Relaxed), 1);
-        assert!(!s.is_member(list, &addr("b@example.org")).expect("read"));
+        assert!(!s.is_member(LIST, &addr("b@example.org")).expect("read"));
         assert_eq!(s.backend.reopens.load(Ordering::Relaxed), 1);
     }
 
     #[test]
     fn many_threads_meeting_a_latched_database_share_one_reopen() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let flag = dir.path().join("full");
-        let s = Store::open_with(dir.path(), 1 << 20, Some(flag.clone())).expect("open");
-        let list = "l@example.org";
-        std::fs::write(&flag, b"").expect("fill the disk");
-        assert!(s.add_members(list, &[addr("a@example.org")]).is_err());
+        let (_dir, flag, s) = latched();
         std::fs::remove_file(&flag).expect("space is back");
         // Eight writers find the database latched at once: one reopens it, the others wait
         // for that and use the new one (none holds the old database while it waits, which
@@ -493,7 +486,7 @@ mod tests {
                     let (s, start) = (s.clone(), &start);
                     scope.spawn(move || {
                         start.wait();
-                        s.add_members(list, &[addr(&format!("m{i}@example.org"))])
+                        s.add_members(LIST, &[addr(&format!("m{i}@example.org"))])
                     })
                 })
                 .collect();
@@ -505,7 +498,7 @@ mod tests {
         for r in &results {
             assert!(r.is_ok(), "{r:?}");
         }
-        assert_eq!(s.member_count(list).expect("count"), 8);
+        assert_eq!(s.member_count(LIST).expect("count"), 9);
         assert_eq!(s.backend.reopens.load(Ordering::Relaxed), 1);
     }
 }
