@@ -47,9 +47,11 @@ EOF
 }
 
 # maillog_line MARK REGEX: the first maillog line after line MARK matching REGEX (or fail).
+# Not `tail | grep -m 1`: grep's early exit can kill tail with SIGPIPE, and under pipefail a
+# line that is there reads as missing (seen on a maillog of 1 300 lines).
 maillog_line() {
     local line
-    line="$(tail -n "+$(($1 + 1))" "$MAILLOG" | grep -E -m 1 -- "$2")" ||
+    line="$(grep -E -m 1 -- "$2" < <(tail -n "+$(($1 + 1))" "$MAILLOG"))" ||
         fail "no maillog line after line $1 matches: $2"
     printf '%s\n' "$line"
 }
