@@ -141,12 +141,11 @@ pub async fn fan_out(
     let mut failure: Option<PostError> = None;
     let mut tasks: JoinSet<BatchResult> = JoinSet::new();
     let mut next = fetch(ctx, &list_key, None, batch_size).await?;
-    let mut journaled = !done.is_empty();
     let mut journal = Journal {
         store: ctx.store.clone(),
         key,
         ttl: ctx.config().store.journal_ttl.as_secs(),
-        always: journaled,
+        always: !done.is_empty(),
     };
 
     while !next.is_empty() {
@@ -170,12 +169,10 @@ pub async fn fan_out(
                 }
             }
         }
-        if !next.is_empty() && !journaled {
-            journaled = true;
+        if !next.is_empty() && !journal.always {
             // A multi-batch post journals its batches: make sure the store can write before
             // anything is sent, so a full disk costs a 451 and no copies.
-            let store = ctx.store.clone();
-            let ttl = ctx.config().store.journal_ttl.as_secs();
+            let (store, ttl) = (journal.store.clone(), journal.ttl);
             let marker = DoneBatch {
                 first: String::new(),
                 last: String::new(),
