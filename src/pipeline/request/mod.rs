@@ -144,15 +144,7 @@ pub async fn handle(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery, action:
         log_ctx("ignored", "no usable sender address");
         return Reply::ok("no usable sender address; nothing to answer");
     };
-    let mut r = Run {
-        ctx,
-        list,
-        inc: &inc,
-        sender,
-        results: Vec::new(),
-        sent: 0,
-        operator: false,
-    };
+    let mut r = Run::new(ctx, list, &inc, sender, false);
     let outcome = match action {
         Action::Commands => r.commands().await,
         Action::Join => r.direct(PendingKind::Join).await,
@@ -199,15 +191,7 @@ pub async fn operator_decision(
         .first()
         .cloned()
         .ok_or_else(|| PostError::Store("the list has no owner".into()))?;
-    let mut r = Run {
-        ctx,
-        list,
-        inc: &inc,
-        sender,
-        results: Vec::new(),
-        sent: 0,
-        operator: true,
-    };
+    let mut r = Run::new(ctx, list, &inc, sender, true);
     r.owner_decision(token, reject).await
 }
 
@@ -229,7 +213,25 @@ struct Run<'a> {
     operator: bool,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn new(
+        ctx: &'a Context,
+        list: &'a Arc<ListConfig>,
+        inc: &'a Incoming,
+        sender: Address,
+        operator: bool,
+    ) -> Run<'a> {
+        Run {
+            ctx,
+            list,
+            inc,
+            sender,
+            results: Vec::new(),
+            sent: 0,
+            operator,
+        }
+    }
+
     fn vars(&self, address: &str) -> Vars {
         let mut v = super::hold::list_vars(self.list, address);
         // The reply template adds its own "Re: ": drop the ones the subject already has.
