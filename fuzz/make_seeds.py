@@ -89,6 +89,49 @@ extra = {
 }
 for p in fixtures("tests/fixtures/bounces", ".eml")[:4]:
     extra["bounce-" + p.stem] = session(["p13n-bounces+a=members.test@example.org"], p.read_text(errors="replace"), sender="")
+
+
+def nested(levels, inner="Subject: innermost\n\nhello\n"):
+    """`levels` unencoded message/rfc822 parts, one inside the other."""
+    return "From: poster@outside.test\nSubject: nested\nMIME-Version: 1.0\n" + "Content-Type: message/rfc822\n\n" * levels + inner
+
+
+def wrapped(message, encoding="base64"):
+    """`message` as an encoded message/rfc822 part of a multipart/mixed post."""
+    import base64, quopri
+    if encoding == "base64":
+        data = base64.encodebytes(message.encode()).decode()
+    else:
+        data = quopri.encodestring(message.encode()).decode()
+    return (
+        "From: poster@outside.test\nSubject: wrapped\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/mixed; boundary=\"w\"\n\n--w\nContent-Type: text/plain\n\nsee attached\n"
+        "--w\nContent-Type: message/rfc822\nContent-Transfer-Encoding: %s\n\n%s--w--\n" % (encoding, data)
+    )
+
+
+DIGEST = (
+    "From: poster@outside.test\nSubject: digest\nMIME-Version: 1.0\nContent-Type: multipart/digest; boundary=d\n\n"
+    "--d\n\nSubject: one\n\nfirst\n--d\n\nSubject: two\nContent-Type: multipart/mixed; boundary=e\n\n--e\n\nx\n--e--\n\n--d--\n"
+)
+# Deep nesting (limits.max_mime_depth, 50 by default): at the limit, past it, hidden in an
+# encoded part, and a digest whose parts default to message/rfc822.
+depth_seeds = {
+    "nested-50": nested(50),
+    "nested-60": nested(60),
+    "wrapped-base64-60": wrapped(nested(60)),
+    "wrapped-qp-40": wrapped(nested(40), "quoted-printable"),
+    "wrapped-twice": wrapped(wrapped(nested(20)), "base64"),
+    "digest": DIGEST,
+}
+for name, message in depth_seeds.items():
+    extra["depth-" + name] = session(["dev@example.org", "dev-request@example.org", "dev-join@example.org"], message)
+    put("mime_depth", name, message.replace("\n", "\r\n"))
+    put("mime_depth", name + "-lf", message)
+    put("decorate", "depth-" + name, message)
+    put("bounce", "depth-" + name, message)
+for p in fixtures("tests/fixtures/eml", ".eml")[:6]:
+    put("mime_depth", "eml-" + p.stem, p.read_bytes())
 for name, data in extra.items():
     put("lmtp_session", "extra-" + name, data)
 

@@ -53,8 +53,19 @@ cargo fuzz build -O --sanitizer "$sanitizer" || {
 dict_for() {
     case $1 in
     lmtp_session | commands) echo fuzz/dict/lmtp.dict ;;
-    decorate | bounce) echo fuzz/dict/mail.dict ;;
+    decorate | bounce | mime_depth) echo fuzz/dict/mail.dict ;;
     list_file) echo fuzz/dict/toml.dict ;;
+    esac
+}
+
+# Longest input per target. libFuzzer's default (4096, or the largest seed) is too short to
+# nest MIME parts past limits.max_mime_depth inside an encoded part; the message targets get
+# room for that (the session target's server takes 4096-byte messages).
+max_len_for() {
+    case $1 in
+    lmtp_session) echo 16384 ;;
+    decorate | bounce | mime_depth) echo 65536 ;;
+    *) echo 8192 ;;
     esac
 }
 
@@ -69,6 +80,7 @@ for t in $targets; do
     if ! cargo fuzz run -O --sanitizer "$sanitizer" "$t" \
         "fuzz/target/corpus/$t" "fuzz/corpus/$t" -- \
         -max_total_time="$seconds" -timeout=60 -rss_limit_mb=2048 -print_final_stats=1 \
+        -max_len="$(max_len_for "$t")" \
         ${dict:+-dict="$dict"}; then
         crashed+=("$t")
     fi

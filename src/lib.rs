@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod lmtp;
+pub mod mime;
 pub mod notice;
 pub mod pipeline;
 pub mod registry;

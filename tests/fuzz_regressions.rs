@@ -55,6 +55,11 @@ fn list_file_seeds() {
     replay("list_file", checks::list_file);
 }
 
+#[test]
+fn mime_depth_seeds() {
+    replay("mime_depth", checks::mime_depth);
+}
+
 // Crashers. Each input is the one `cargo fuzz tmin` left; fuzz/README.md ("Findings") has the
 // stack traces.
 

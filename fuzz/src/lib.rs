@@ -9,6 +9,7 @@
 //! - [`commands`]: the bytes are the Subject and body of a mail to `NAME-request@`
 //! - [`bounce`]: the bytes are a mail to `NAME-bounces@`, or a VERP extension
 //! - [`list_file`]: the bytes are a list file (and a global file)
+//! - [`mime_depth`]: the bytes are a message whose nesting is measured before parsing
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,12 @@ use listkeeper::config::{Config, ConfigError, ListConfig};
 use listkeeper::pipeline::commands::{self, Command, QUOTE_MAX};
 use listkeeper::pipeline::decorate::{self as deco, Decoration};
 use mail_parser::{MessageParser, PartType};
+
+/// The session refuses a message nested deeper than `limits.max_mime_depth` (default 50)
+/// before any stage parses it; the targets that call a stage directly skip such input too.
+fn past_session_depth(data: &[u8]) -> bool {
+    listkeeper::mime::nesting_depth(data, 50).is_err()
+}
 
 // ---------------------------------------------------------------------------------------------
 // lmtp_session
@@ -277,6 +284,9 @@ fn decorations() -> &'static [Decoration; 3] {
 /// leaf part of the input byte for byte (except the tail of a single body a footer was
 /// appended to). Personalized rendering must parse too.
 pub fn decorate(data: &[u8]) {
+    if past_session_depth(data) {
+        return;
+    }
     let normalized = deco::normalize_line_endings(data);
     assert!(
         !has_bare_lf(&normalized),
@@ -435,6 +445,9 @@ fn assert_token(t: &str) {
 /// extension. Every reported address must be a valid address in its key form, once each, with
 /// a one-line bounded diagnostic; VERP must decode to valid keys and round-trip.
 pub fn bounce(data: &[u8]) {
+    if past_session_depth(data) {
+        return;
+    }
     match bounces::parse(data) {
         Report::Failed(failed) => {
             assert!(!failed.is_empty(), "Report::Failed without a recipient");
@@ -540,6 +553,39 @@ fn check_config_errors(text: &str, errors: &[ConfigError]) {
         assert!(
             e.line == 0 || e.column >= 1,
             "line without a column: {shown}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// mime_depth
+
+/// `data` is a message. `mime::nesting_depth` must never count less nesting than mail-parser
+/// builds (the session relies on it to refuse what would overflow the stack), must stop at
+/// every limit below the depth and give the same depth at every limit above it.
+pub fn mime_depth(data: &[u8]) {
+    use listkeeper::mime;
+    let Ok(depth) = mime::nesting_depth(data, mime::DEPTH_CEILING) else {
+        // Too deep to parse safely: every smaller limit refuses it too.
+        assert!(
+            mime::nesting_depth(data, 10).is_err(),
+            "refused at the ceiling, accepted at 10"
+        );
+        return;
+    };
+    if depth > 0 {
+        assert_eq!(
+            mime::nesting_depth(data, depth - 1),
+            Err(mime::TooDeep { limit: depth - 1 }),
+            "depth {depth} accepted one level lower"
+        );
+    }
+    assert_eq!(mime::nesting_depth(data, depth), Ok(depth));
+    if let Some(parsed) = mime::parse(data) {
+        let built = mime::parsed_depth(&parsed);
+        assert!(
+            built <= depth,
+            "mail-parser built {built} levels, the walk counted {depth}"
         );
     }
 }

@@ -30,7 +30,7 @@ mod verp;
 #[cfg(test)]
 mod tests;
 
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Message, MimeHeaders, PartType};
 
 use crate::address::Address;
 
@@ -81,7 +81,7 @@ pub enum Report {
 /// Classify and parse a bounce message (raw bytes, LF or CRLF).
 pub fn parse(raw: &[u8]) -> Report {
     let raw = text::bounded(raw);
-    let Some(message) = MessageParser::default().parse(raw) else {
+    let Some(message) = crate::mime::parse(raw) else {
         return Report::Unrecognized;
     };
     let parts = Parts::of(&message);

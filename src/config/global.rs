@@ -109,6 +109,10 @@ pub struct Limits {
     /// Most MIME parts (boundary delimiter lines) in a message: each costs the MIME parser far
     /// more memory than its bytes.
     pub max_mime_parts: usize,
+    /// Deepest nesting of multipart and `message/*` parts (base64-wrapped messages counted
+    /// inside): each level costs the parser a nested value, and an unbounded depth overflows
+    /// the stack.
+    pub max_mime_depth: usize,
     /// Recipients per LMTP transaction.
     pub max_recipients: usize,
     /// Concurrent LMTP sessions.
@@ -177,6 +181,12 @@ pub const BOUNDS: &[Bound] = &[
         default: 10_000,
         min: 10,
         max: 10_000_000,
+    },
+    Bound {
+        key: "limits.max_mime_depth",
+        default: 50,
+        min: 1,
+        max: crate::mime::DEPTH_CEILING as u64,
     },
     Bound {
         key: "limits.max_recipients",
@@ -307,6 +317,7 @@ struct RawLimits {
     max_message_size: Option<Spanned<u64>>,
     max_header_size: Option<Spanned<u64>>,
     max_mime_parts: Option<Spanned<u64>>,
+    max_mime_depth: Option<Spanned<u64>>,
     max_recipients: Option<Spanned<u64>>,
     max_sessions: Option<Spanned<u64>>,
     idle_timeout_secs: Option<Spanned<u64>>,
@@ -530,6 +541,7 @@ impl Config {
             max_message_size: c.bounded("limits.max_message_size", &l.max_message_size) as usize,
             max_header_size: c.bounded("limits.max_header_size", &l.max_header_size) as usize,
             max_mime_parts: c.bounded("limits.max_mime_parts", &l.max_mime_parts) as usize,
+            max_mime_depth: c.bounded("limits.max_mime_depth", &l.max_mime_depth) as usize,
             max_recipients: c.bounded("limits.max_recipients", &l.max_recipients) as usize,
             max_sessions: c.bounded("limits.max_sessions", &l.max_sessions) as usize,
             idle_timeout: Duration::from_secs(

@@ -7,8 +7,8 @@
 //!
 //! SECURITY: every byte here comes from the network. Lines are bounded by smtp-proto (4096
 //! bytes), messages by `limits.max_message_size`, their header section by
-//! `limits.max_header_size`, their MIME parts by `limits.max_mime_parts` (counted before any
-//! parser sees them), recipients by `limits.max_recipients`. Time is bounded too: a
+//! `limits.max_header_size`, their MIME parts by `limits.max_mime_parts` and their nesting by
+//! `limits.max_mime_depth` (both measured before any parser builds a tree), recipients by `limits.max_recipients`. Time is bounded too: a
 //! command must be complete within `limits.idle_timeout` of the previous one (bytes trickled
 //! in do not extend it), and the whole DATA phase within `limits.data_timeout`. Only
 //! configured list addresses are accepted (invariant 6).
@@ -67,6 +67,8 @@ enum Over {
     Header,
     /// `limits.max_mime_parts`.
     Parts,
+    /// `limits.max_mime_depth`.
+    Depth,
 }
 
 /// Why a session ended (for the log).
@@ -394,14 +396,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return;
         };
         let max_parts = self.config.limits.max_mime_parts;
-        let over = over.or_else(|| {
-            (super::parts::count_delimiters(&message, max_parts) > max_parts).then_some(Over::Parts)
-        });
+        let max_depth = self.config.limits.max_mime_depth;
+        let over = over
+            .or_else(|| {
+                (super::parts::count_delimiters(&message, max_parts) > max_parts)
+                    .then_some(Over::Parts)
+            })
+            .or_else(|| {
+                crate::mime::nesting_depth(&message, max_depth)
+                    .err()
+                    .map(|_| Over::Depth)
+            });
         if let Some(over) = over {
             let text = match over {
                 Over::Size => "message size exceeds the fixed limit",
                 Over::Header => "the header section of the message exceeds the fixed limit",
                 Over::Parts => "the message has more MIME parts than the fixed limit",
+                Over::Depth => "the message's MIME parts are nested deeper than the fixed limit",
             };
             tracing::info!(session = self.id, sender = %from, limit = ?over, "message over a limit refused");
             for _ in &rcpts {

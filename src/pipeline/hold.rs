@@ -111,7 +111,7 @@ fn human_in(secs: u64) -> String {
 
 /// What the moderators see of a post: a few headers and the first lines of its text.
 fn excerpt(message: &[u8]) -> (String, String) {
-    let msg = mail_parser::MessageParser::default().parse(message);
+    let msg = crate::mime::parse(message);
     let mut headers = String::new();
     if let Some(m) = &msg {
         for name in ["From", "To", "Cc", "Subject", "Date", "Message-ID"] {

@@ -208,7 +208,7 @@ fn content_rules(list: &ListConfig, raw: &[u8], v: &mut Verdict) {
         }
     }
     if let Some(action) = c.administrivia {
-        let msg = mail_parser::MessageParser::default().parse(raw);
+        let msg = crate::mime::parse(raw);
         let subject = msg.as_ref().and_then(|m| m.subject()).unwrap_or("");
         let body = msg
             .as_ref()

@@ -200,3 +200,85 @@ async fn a_message_with_too_many_mime_parts_is_refused() {
     let t = converse_in_pieces(w.ctx.clone(), message(49), 1 << 16).await;
     assert!(t.contains("250 2.0.0 distributed to 3"), "{t}");
 }
+
+/// `levels` unencoded `message/rfc822` parts, one inside the other, under a post's header.
+fn nested_rfc822(levels: usize) -> String {
+    let mut m = String::from("From: p@outside.test\r\nSubject: nested\r\nMIME-Version: 1.0\r\n");
+    m.push_str(&"Content-Type: message/rfc822\r\n\r\n".repeat(levels));
+    m.push_str("Subject: innermost\r\n\r\nhello\r\n");
+    m
+}
+
+/// A session that sends `message` to every role address of the list at once.
+fn to_every_role(message: &str) -> String {
+    let token = "0123456789abcdef0123456789abcdef01234567";
+    format!(
+        "LHLO t\r\nMAIL FROM:<p@outside.test>\r\nRCPT TO:<dev@example.org>\r\nRCPT TO:<dev-request@example.org>\r\nRCPT TO:<dev-join@example.org>\r\nRCPT TO:<dev-leave@example.org>\r\nRCPT TO:<dev-confirm+{token}@example.org>\r\nRCPT TO:<dev-owner@example.org>\r\nRCPT TO:<dev-bounces@example.org>\r\nDATA\r\n{message}.\r\nNOOP\r\nQUIT\r\n"
+    )
+}
+
+/// About 33 000 nested `message/rfc822` parts (1 MB) used to abort the whole process with a
+/// stack overflow when the parsed message was dropped, on every role address and again on the
+/// MTA's every retry. Now the nesting is measured before any parser sees the message: every
+/// recipient gets `552 5.3.4`, nothing goes out and the session goes on.
+#[tokio::test]
+async fn deeply_nested_messages_are_refused_before_parsing() {
+    let w = World::new("", &[]).await;
+    let t = converse_in_pieces(
+        w.ctx.clone(),
+        to_every_role(&nested_rfc822(33_000)),
+        1 << 16,
+    )
+    .await;
+    let refusals = t
+        .matches("552 5.3.4 the message's MIME parts are nested deeper than the fixed limit")
+        .count();
+    assert_eq!(refusals, 7, "one per recipient: {t}");
+    assert!(t.contains("250 2.0.0 ok"), "the session goes on: {t}");
+    assert!(w.sink.transactions().is_empty(), "{:?}", w.sink.copies());
+}
+
+/// The same nesting hidden in a base64 `message/rfc822` part, where no check of the outer
+/// bytes can see it (mail-parser decodes and parses such parts, and copied the result
+/// recursively).
+#[tokio::test]
+async fn nesting_hidden_in_a_base64_message_part_is_refused() {
+    use base64::Engine as _;
+    let w = World::new("", &[]).await;
+    let inner = base64::engine::general_purpose::STANDARD.encode(nested_rfc822(33_000));
+    let mut m = String::from(
+        "From: p@outside.test\r\nSubject: wrapped\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"w\"\r\n\r\n--w\r\nContent-Type: text/plain\r\n\r\nsee the attachment\r\n--w\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+    );
+    for line in inner.as_bytes().chunks(76) {
+        m.push_str(std::str::from_utf8(line).expect("base64 is ascii"));
+        m.push_str("\r\n");
+    }
+    m.push_str("--w--\r\n");
+    let t = converse_in_pieces(w.ctx.clone(), to_every_role(&m), 1 << 16).await;
+    let refusals = t
+        .matches("552 5.3.4 the message's MIME parts are nested deeper than the fixed limit")
+        .count();
+    assert_eq!(refusals, 7, "one per recipient: {t}");
+    assert!(w.sink.transactions().is_empty(), "{:?}", w.sink.copies());
+}
+
+/// A message nested exactly `limits.max_mime_depth` deep is still mail: it is distributed,
+/// and every stage that parses it (administrivia check, decoration) copes on a test thread's
+/// small stack. One level more is refused.
+#[tokio::test]
+async fn nesting_at_the_limit_is_delivered() {
+    let w = World::new("[limits]\nmax_mime_depth = 200\n", &[]).await;
+    let session = |levels| {
+        format!(
+            "LHLO t\r\nMAIL FROM:<p@outside.test>\r\nRCPT TO:<dev@example.org>\r\nDATA\r\n{}.\r\nQUIT\r\n",
+            nested_rfc822(levels)
+        )
+    };
+    let t = converse_in_pieces(w.ctx.clone(), session(200), 1 << 16).await;
+    assert!(t.contains("250 2.0.0 distributed to 3"), "{t}");
+    let t = converse_in_pieces(w.ctx.clone(), session(201), 1 << 16).await;
+    assert!(
+        t.contains("552 5.3.4 the message's MIME parts are nested deeper"),
+        "{t}"
+    );
+}

@@ -28,8 +28,6 @@ mod tree;
 
 pub use checks::{addressed_to, explicit_recipients, header_matches, is_administrivia};
 
-use mail_parser::MessageParser;
-
 use super::decorate::normalize_line_endings;
 
 /// `content.pass_types` / `content.drop_types` / `content.collapse_alternatives` of a list.
@@ -144,9 +142,7 @@ pub fn filter_mime(raw: &[u8], f: &MimeFilter) -> Result<Option<Filtered>, Conte
     }
     let normalized = normalize_line_endings(raw);
     let m: &[u8] = &normalized;
-    let message = MessageParser::default()
-        .parse(m)
-        .ok_or(ContentError::Malformed("no header section"))?;
+    let message = crate::mime::parse(m).ok_or(ContentError::Malformed("no header section"))?;
     let mut walk = tree::Walk::new(m, &message, f);
     let message = match walk.root()? {
         tree::Root::Unchanged => return Ok(None),

@@ -196,22 +196,22 @@ fn insert_plan(
     }
 }
 
-/// Every boundary declared in the parsed post, nested messages included.
+/// Every boundary declared in the parsed post, nested messages included (walked with an
+/// explicit stack: the nesting depth is the sender's choice).
 pub(super) fn boundaries(message: &Message<'_>) -> Vec<String> {
     let mut found = Vec::new();
-    collect_boundaries(message, &mut found);
-    found
-}
-
-fn collect_boundaries(message: &Message<'_>, found: &mut Vec<String>) {
-    for part in &message.parts {
-        if let Some(b) = part.content_type().and_then(|ct| ct.attribute("boundary")) {
-            found.push(b.to_string());
-        }
-        if let PartType::Message(inner) = &part.body {
-            collect_boundaries(inner, found); // mail-parser bounds the nesting depth
+    let mut todo = vec![message];
+    while let Some(message) = todo.pop() {
+        for part in &message.parts {
+            if let Some(b) = part.content_type().and_then(|ct| ct.attribute("boundary")) {
+                found.push(b.to_string());
+            }
+            if let PartType::Message(inner) = &part.body {
+                todo.push(inner);
+            }
         }
     }
+    found
 }
 
 /// A boundary derived from a hash of the message that occurs in none of `texts` and that no

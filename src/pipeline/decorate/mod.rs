@@ -21,8 +21,6 @@ mod tests;
 
 use std::borrow::Cow;
 
-use mail_parser::MessageParser;
-
 use footer::Footer;
 use headers::HeaderBlock;
 use mime::{Append, Plan};
@@ -138,11 +136,11 @@ pub fn prepare(raw: &[u8], d: &Decoration) -> Result<Prepared, DecorateError> {
     let parsed = footer
         .as_ref()
         .filter(|_| matches!(message, Cow::Borrowed(_)))
-        .and_then(|_| MessageParser::default().parse(m))
+        .and_then(|_| crate::mime::parse(m))
         .filter(|p| p.root_part().offset_body as usize == block.body_start);
     let plan = match &footer {
         None => Plan::NoFooter,
-        Some(f) => mime::plan(m, &block, parsed.as_ref(), f, &part),
+        Some(f) => mime::plan(m, &block, parsed.as_deref(), f, &part),
     };
     let wrap = plan == Plan::Wrap;
     let mut marked = d.clone();
@@ -152,7 +150,7 @@ pub fn prepare(raw: &[u8], d: &Decoration) -> Result<Prepared, DecorateError> {
     let mut head = Vec::with_capacity(block.body_start + 1024);
     let moved = push_header(&mut head, m, &block, &marked, wrap);
     let boundary = if wrap {
-        let existing = parsed.as_ref().map(mime::boundaries).unwrap_or_default();
+        let existing = parsed.as_deref().map(mime::boundaries).unwrap_or_default();
         // The boundary is derived from the list's own rendering, so it is the same for every
         // member and for the bulk copy.
         let mut plain_head = Vec::with_capacity(head.len());
@@ -169,6 +167,7 @@ pub fn prepare(raw: &[u8], d: &Decoration) -> Result<Prepared, DecorateError> {
     } else {
         Plan::NoFooter
     };
+    drop(parsed);
     Ok(Prepared {
         list_unsubscribe: headers::mailto_uri(&d.unsubscribe_address, "").unwrap_or_default(),
         has_mime_version: block.fields.iter().any(|f| f.is(m, "mime-version")),

@@ -14,8 +14,6 @@
 
 use std::sync::Arc;
 
-use mail_parser::MessageParser;
-
 mod confirm;
 mod decide;
 mod info;
@@ -59,7 +57,7 @@ struct Incoming {
 
 fn read_incoming(d: &Delivery) -> Incoming {
     let raw = super::decorate::normalize_line_endings(&d.raw);
-    let msg = MessageParser::default().parse(&raw[..]);
+    let msg = crate::mime::parse(&raw[..]);
     let header = |name: &str| {
         msg.as_ref()
             .and_then(|m| m.header_raw(name))
