@@ -25,7 +25,7 @@ use super::reply::Reply;
 use crate::address::Address;
 use crate::pipeline::{self, Context, Delivery};
 use crate::registry::Registry;
-use crate::route::{self, Route};
+use crate::route::{self, Role, Route};
 
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -69,6 +69,14 @@ enum Over {
     Parts,
     /// `limits.max_mime_depth`.
     Depth,
+}
+
+/// One recipient's share of the work after the final dot.
+enum Work {
+    /// Its own delivery.
+    Task(tokio::task::JoinHandle<Reply>),
+    /// The same list and role as the n-th recipient of this transaction: its reply.
+    SameAs(usize),
 }
 
 /// Why a session ended (for the log).
@@ -425,20 +433,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             sender: from,
             raw: Arc::new(message),
         });
-        // Each recipient is handled concurrently; replies are written in RCPT order as soon as
-        // each one and all before it are known.
-        let mut handles = Vec::with_capacity(rcpts.len());
-        for (_, route) in rcpts {
+        // Each distinct (list, role) is handled once, concurrently with the others: `dev@`,
+        // `DEV@` and `dev+x@` in one transaction are one post, and each of them gets its
+        // reply. Replies are written in RCPT order as soon as each one and all before it are
+        // known.
+        let mut handled: Vec<((String, Role), usize)> = Vec::new();
+        let mut work = Vec::with_capacity(rcpts.len());
+        for (i, (_, route)) in rcpts.into_iter().enumerate() {
+            if let Route::List(list, role) = &route {
+                let key = (list.key(), role.clone());
+                if let Some((_, first)) = handled.iter().find(|(k, _)| *k == key) {
+                    work.push(Work::SameAs(*first));
+                    continue;
+                }
+                handled.push((key, i));
+            }
             let (ctx, delivery) = (self.ctx.clone(), delivery.clone());
-            handles.push(tokio::spawn(async move {
+            work.push(Work::Task(tokio::spawn(async move {
                 pipeline::deliver(&ctx, &delivery, &route).await
-            }));
+            })));
         }
-        for h in handles {
-            let reply = h.await.unwrap_or_else(|e| {
-                tracing::error!(session = self.id, error = %e, "delivery task failed");
-                Reply::new(451, (4, 3, 0), "internal error; try again later")
-            });
+        let mut replies: Vec<Reply> = Vec::with_capacity(work.len());
+        for w in work {
+            let reply = match w {
+                Work::Task(h) => h.await.unwrap_or_else(|e| {
+                    tracing::error!(session = self.id, error = %e, "delivery task failed");
+                    Reply::new(451, (4, 3, 0), "internal error; try again later")
+                }),
+                Work::SameAs(first) => replies.get(first).cloned().unwrap_or_else(|| {
+                    Reply::new(451, (4, 3, 0), "internal error; try again later")
+                }),
+            };
+            replies.push(reply.clone());
             self.say(reply);
             let _ = self.flush().await;
         }

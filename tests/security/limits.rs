@@ -282,3 +282,42 @@ async fn nesting_at_the_limit_is_delivered() {
         "{t}"
     );
 }
+
+/// Recipients of one transaction that name the same list and role (address extensions, case)
+/// used to distribute the message once each: 22 copies per member, and memory growing with
+/// every recipient. Now they are one delivery, and every one of them gets its reply.
+#[tokio::test]
+async fn one_transaction_to_many_spellings_of_a_list_is_one_post() {
+    let w = World::new("", &[]).await;
+    let mut rcpts: Vec<String> = (0..20).map(|i| format!("dev+{i}@example.org")).collect();
+    rcpts.push("DEV@example.org".into());
+    rcpts.push("dev@EXAMPLE.ORG".into());
+    rcpts.push("dev-request@example.org".into());
+    rcpts.push("DEV-REQUEST@example.org".into());
+    let session = format!(
+        "LHLO t\r\nMAIL FROM:<p@outside.test>\r\n{}DATA\r\n{}\r\n.\r\nQUIT\r\n",
+        rcpts
+            .iter()
+            .map(|r| format!("RCPT TO:<{r}>\r\n"))
+            .collect::<String>(),
+        "From: <p@outside.test>\r\nTo: <dev@example.org>\r\nSubject: once\r\nMessage-ID: <once@test>\r\n\r\nHello list."
+    );
+    let t = converse_in_pieces(w.ctx.clone(), session, 1 << 16).await;
+    assert_eq!(
+        t.matches("250 2.0.0 distributed to 3").count(),
+        22,
+        "every spelling of the list gets its reply: {t}"
+    );
+    let after_dot = t.split("354 ").nth(1).unwrap_or_default();
+    assert_eq!(
+        after_dot.lines().count(),
+        1 + 24 + 1,
+        "one reply per recipient: {t}"
+    );
+    let copies = w.sink.copies();
+    for member in ["a@members.test", "b@members.test", "c@members.test"] {
+        assert_eq!(copies.get(member), Some(&1), "{copies:?}");
+    }
+    // The two spellings of the request address were one request: one answer.
+    assert_eq!(copies.get("p@outside.test"), Some(&1), "{copies:?}");
+}
