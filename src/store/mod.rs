@@ -33,6 +33,7 @@ pub use held::{Decided, Decision, Held, HeldState};
 pub use journal::{DoneBatch, JournalKey};
 pub use members::{AddOutcome, Member};
 pub use pending::{Completion, Pending, PendingKind};
+pub use rate::Budget;
 pub use token::{ct_eq, well_formed as token_well_formed};
 
 /// The store file inside `data_dir`.

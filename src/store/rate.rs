@@ -6,7 +6,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::{Store, StoreError};
 
-/// (hour, list, address or "" for the list's total) -> mails counted in that hour.
+/// (hour, list, address, or a list-wide budget's key) -> mails counted in that hour.
 const RATE: TableDefinition<(u64, &str, &str), u64> = TableDefinition::new("rate");
 
 /// Counters of past hours removed per write, so the table never grows.
@@ -17,11 +17,46 @@ pub(super) fn init(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The list-wide budgets. An address counts once for all of them, so its cap bounds every
+/// mail it is sent; the list-wide counts are kept apart, so that spending one (forged `help`
+/// requests from random addresses) does not stop the other (a newcomer's confirmation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// Replies, results and acknowledgements.
+    Replies,
+    /// Confirmation requests (each one also creates a pending token).
+    Confirmations,
+}
+
+impl Budget {
+    /// The key of the list-wide counter (never an address: addresses have an `@`).
+    fn key(self) -> &'static str {
+        match self {
+            Budget::Replies => "",
+            Budget::Confirmations => "#confirmations",
+        }
+    }
+}
+
 impl Store {
-    /// Count one confirmation mail to `address` of `list` in the hour `now` falls in; false
-    /// (and nothing counted) when the address or the list is over its cap.
+    /// Count one reply to `address` of `list` in the hour `now` falls in; false (and nothing
+    /// counted) when the address or the list's reply budget is over its cap.
     pub fn rate_allow(
         &self,
+        list: &str,
+        address: &str,
+        now: u64,
+        per_address: u64,
+        per_list: u64,
+    ) -> Result<bool, StoreError> {
+        self.rate_allow_in(Budget::Replies, list, address, now, per_address, per_list)
+    }
+
+    /// Count one mail of `budget` to `address` of `list` in the hour `now` falls in; false (and
+    /// nothing counted) when the address or that budget of the list is over its cap.
+    pub fn rate_allow_in(
+        &self,
+        budget: Budget,
         list: &str,
         address: &str,
         now: u64,
@@ -34,11 +69,11 @@ impl Store {
         let allowed = {
             let mut t = txn.open_table(RATE)?;
             let a = t.get((hour, list, akey.as_str()))?.map_or(0, |v| v.value());
-            let l = t.get((hour, list, ""))?.map_or(0, |v| v.value());
+            let l = t.get((hour, list, budget.key()))?.map_or(0, |v| v.value());
             let ok = a < per_address && l < per_list;
             if ok {
                 t.insert((hour, list, akey.as_str()), a + 1)?;
-                t.insert((hour, list, ""), l + 1)?;
+                t.insert((hour, list, budget.key()), l + 1)?;
             }
             // Counters of earlier hours are of no use any more.
             let old: Vec<(u64, String, String)> = t
@@ -81,6 +116,35 @@ mod tests {
             s.rate_allow("dev", "v@x.org", now + 3600, 2, 3)
                 .expect("rate"),
             "next hour"
+        );
+    }
+
+    #[test]
+    fn the_list_budgets_are_apart_and_the_address_cap_is_shared() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Store::open(dir.path(), 1 << 20).expect("open");
+        let now = 3600 * 5;
+        let allow = |b, a: &str| s.rate_allow_in(b, "dev", a, now, 2, 2).expect("rate");
+        assert!(allow(Budget::Replies, "a@x.org"));
+        assert!(allow(Budget::Replies, "b@x.org"));
+        assert!(
+            !allow(Budget::Replies, "c@x.org"),
+            "the reply budget is spent"
+        );
+        assert!(
+            allow(Budget::Confirmations, "c@x.org"),
+            "confirmations have their own"
+        );
+        // a@ has had one reply: one confirmation more, then its cap is reached.
+        assert!(allow(Budget::Confirmations, "a@x.org"));
+        assert!(
+            !allow(Budget::Confirmations, "d@x.org"),
+            "confirmations spent too"
+        );
+        let more = s.rate_allow_in(Budget::Replies, "dev", "a@x.org", now, 2, 99);
+        assert!(
+            !more.expect("rate"),
+            "a@ had a reply and a confirmation: its cap of 2"
         );
     }
 }

@@ -6,12 +6,15 @@
 //!   moderator
 //! - [`injection`]: no header injection through names, subjects and placeholders
 //! - [`sockets`]: socket modes, the control socket's users, listeners, the service user
-//! - [`limits`]: slow clients, long lines, huge headers, too many sessions
+//! - [`limits`]: slow clients, long lines, huge headers, deep MIME nesting, too many sessions,
+//!   one transaction naming a list many times
+//! - [`caps`]: the hourly caps are on mail sent, never on completing tokens or decisions
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod access;
+mod caps;
 mod injection;
 mod limits;
 mod sockets;

@@ -1,11 +1,11 @@
 //! Confirmations: starting a change the address itself must confirm, and completing it with
 //! the token (by command, by reply to `NAME-confirm+TOKEN@`).
 
-use super::{new_token, Done, Run};
+use super::{new_token, Run};
 use crate::config::SubscriptionPolicy;
 use crate::notice::Kind;
 use crate::pipeline::{blocking, PostError};
-use crate::store::{now_secs, Completion, Decision, Pending, PendingKind};
+use crate::store::{now_secs, Budget, Completion, Decision, Pending, PendingKind};
 
 impl Run<'_> {
     /// Begin a change that the address itself must confirm.
@@ -42,6 +42,19 @@ impl Run<'_> {
             let (store, key, who) = (self.ctx.store.clone(), l.key(), who.clone());
             blocking(move || store.pending_find(&key, &who, kind, now)).await?
         };
+        if let Some(p) = &existing {
+            if self.confirmations.contains(&p.token) {
+                // The same request twice in one mail: one confirmation is enough.
+                return Ok(format!(
+                    "A confirmation request for this was already sent to {who} because of this message."
+                ));
+            }
+        }
+        if !self.allow(Budget::Confirmations, &who).await? {
+            return Ok(format!(
+                "Too many requests for {who} this hour: no confirmation request was sent. Please try again later."
+            ));
+        }
         let pending = match existing {
             Some(p) => p,
             None => {
@@ -72,6 +85,7 @@ impl Run<'_> {
         if let PendingKind::Nomail(on) = kind {
             vars.insert("setting", if on { "on" } else { "off" }.to_string());
         }
+        self.confirmations.push(pending.token.clone());
         self.send(template, &who, &vars, Some(confirm_address))
             .await?;
         Ok(format!(
@@ -90,10 +104,7 @@ impl Run<'_> {
     }
 
     /// A mail to `-confirm+TOKEN@`: an owner's approval, or a member's confirmation.
-    pub(super) async fn confirm_mail(&mut self, token: &str) -> Result<Done, PostError> {
-        if !self.allow(&self.sender.to_string()).await? {
-            return Ok(Done::Throttled);
-        }
+    pub(super) async fn confirm_mail(&mut self, token: &str) -> Result<(), PostError> {
         let token = token.to_ascii_lowercase();
         let kind = {
             let (store, t) = (self.ctx.store.clone(), token.clone());
@@ -119,7 +130,7 @@ impl Run<'_> {
             self.result(line, res);
             self.reply().await?;
         }
-        Ok(Done::Answered)
+        Ok(())
     }
 
     /// Complete a member's token. From the confirm address (`direct` set), success is
@@ -162,6 +173,10 @@ impl Run<'_> {
             );
             blocking(move || store.pending_complete(&t, &key, None, now, a.as_ref())).await?
         };
+        if matches!(done, Completion::Done(_) | Completion::AlreadyUsed(_)) {
+            // The token was mailed to its address: whoever holds it is answered uncapped.
+            self.authenticated = true;
+        }
         let p = match done {
             Completion::Done(p) => p,
             Completion::AlreadyUsed(p) => return Ok(format!("This request ({} for {}) was already confirmed; nothing more to do.", p.kind.name(), p.address)),

@@ -2,8 +2,11 @@
 //! `NAME-leave@`/`-unsubscribe@` and `NAME-confirm+TOKEN@`.
 //!
 //! Every change of a member's state needs a token that was mailed to that member (double
-//! opt-in), so a forged sender can at most cause a confirmation mail, and those are capped per
-//! address and per list and hour. Automatic mail (RFC 3834 `Auto-Submitted`, `Precedence:
+//! opt-in), so a forged sender can at most cause a confirmation mail. What is asked is always
+//! processed; the hourly caps are on the mail that unauthenticated requests make listkeeper
+//! send (confirmation requests and replies, per address and per list), never on completing a
+//! valid token, a moderator's or owner's decision or a member's own unsubscribe address, nor
+//! on the mails those cause. One request mail sends at most one confirmation per token. Automatic mail (RFC 3834 `Auto-Submitted`, `Precedence:
 //! bulk|junk|list`, a null sender, another list's `List-Id`, a vacation reply known by
 //! `X-Autoreply` and kin or by its subject) is neither answered nor obeyed. Pending
 //! requests are durable before the LMTP 250; a generated mail the MTA does not accept makes the
@@ -26,7 +29,7 @@ use crate::address::Address;
 use crate::config::ListConfig;
 use crate::lmtp::reply::Reply;
 use crate::notice::{Kind, Vars};
-use crate::store::{now_secs, Decision, PendingKind};
+use crate::store::{now_secs, Budget, Decision, PendingKind};
 
 /// What a mail to a membership address is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,16 +154,19 @@ pub async fn handle(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery, action:
         Action::Unsubscribe(ext) => r.unsubscribe(ext).await,
     };
     match outcome {
-        Ok(Done::Answered) => {
-            log_ctx("answered", &format!("{} mail(s) sent", r.sent));
+        Ok(()) if r.capped > 0 => {
+            log_ctx(
+                "answered",
+                &format!(
+                    "{} mail(s) sent, {} not sent: over the hourly cap of mails to this address or list",
+                    r.sent, r.capped
+                ),
+            );
             Reply::ok("request handled")
         }
-        Ok(Done::Throttled) => {
-            log_ctx(
-                "dropped",
-                "over the hourly cap of mails to this address or list",
-            );
-            Reply::ok("request dropped: too many requests, try again later")
+        Ok(()) => {
+            log_ctx("answered", &format!("{} mail(s) sent", r.sent));
+            Reply::ok("request handled")
         }
         Err(e) => {
             tracing::warn!(session = d.session, list = %list.key(), error = %e, "request not completed");
@@ -193,11 +199,6 @@ pub async fn operator_decision(
     r.owner_decision(token, reject).await
 }
 
-enum Done {
-    Answered,
-    Throttled,
-}
-
 /// One request mail being handled: what was done, to be reported in one reply.
 struct Run<'a> {
     ctx: &'a Context,
@@ -207,8 +208,15 @@ struct Run<'a> {
     /// (command as written, result sentence)
     results: Vec<(String, String)>,
     sent: usize,
+    /// Mails not sent because of the hourly caps.
+    capped: usize,
     /// The server's operator (CLI), who may decide like an owner.
     operator: bool,
+    /// A secret token or unsubscribe MAC in this mail was valid: its sender holds mail
+    /// listkeeper sent, so the reply is not capped.
+    authenticated: bool,
+    /// Tokens whose confirmation request this mail already sent.
+    confirmations: Vec<String>,
 }
 
 impl<'a> Run<'a> {
@@ -226,7 +234,10 @@ impl<'a> Run<'a> {
             sender,
             results: Vec::new(),
             sent: 0,
+            capped: 0,
             operator,
+            authenticated: operator,
+            confirmations: Vec::new(),
         }
     }
 
@@ -250,14 +261,21 @@ impl<'a> Run<'a> {
         v
     }
 
-    /// The hourly cap: one unit per mail we are about to send to `to`.
-    async fn allow(&self, to: &str) -> Result<bool, PostError> {
-        let (store, list, to) = (self.ctx.store.clone(), self.list.key(), to.to_string());
+    /// The hourly cap: one unit of `budget` per mail we are about to send to `to`. A mail it
+    /// refuses is counted in `capped` and logged.
+    async fn allow(&mut self, budget: Budget, to: &str) -> Result<bool, PostError> {
+        let (store, list, addr) = (self.ctx.store.clone(), self.list.key(), to.to_string());
         let (a, l) = (
             self.ctx.config().requests.per_address_per_hour,
             self.ctx.config().requests.per_list_per_hour,
         );
-        blocking(move || store.rate_allow(&list, &to, now_secs(), a, l)).await
+        let allowed =
+            blocking(move || store.rate_allow_in(budget, &list, &addr, now_secs(), a, l)).await?;
+        if !allowed {
+            self.capped += 1;
+            tracing::info!(list = %self.list.key(), to = %to, budget = ?budget, "mail not sent: over the hourly cap");
+        }
+        Ok(allowed)
     }
 
     /// Render `kind` with `vars` and send it to `to`; a template switched off sends nothing.
@@ -289,8 +307,13 @@ impl<'a> Run<'a> {
         self.results.push((line.into(), text.into()));
     }
 
-    /// Send the one reply that lists every command with its result.
+    /// Send the one reply that lists every command with its result (within the hourly caps,
+    /// unless the mail carried a valid token).
     async fn reply(&mut self) -> Result<(), PostError> {
+        let to = self.sender.to_string();
+        if !self.authenticated && !self.allow(Budget::Replies, &to).await? {
+            return Ok(());
+        }
         let mut text = String::new();
         for (line, result) in &self.results {
             if !line.is_empty() {
@@ -299,16 +322,12 @@ impl<'a> Run<'a> {
             text.push_str(result);
             text.push_str("\n\n");
         }
-        let mut vars = self.vars(&self.sender.to_string());
+        let mut vars = self.vars(&to);
         vars.insert("results", text.trim_end().to_string());
-        let to = self.sender.to_string();
         self.send(Kind::CommandResults, &to, &vars, None).await
     }
 
-    async fn commands(&mut self) -> Result<Done, PostError> {
-        if !self.allow(&self.sender.to_string()).await? {
-            return Ok(Done::Throttled);
-        }
+    async fn commands(&mut self) -> Result<(), PostError> {
         let max = self.ctx.config().requests.max_commands;
         let parsed = commands::parse(Some(&self.inc.subject), &self.inc.body, max);
         if parsed.lines.is_empty() {
@@ -336,8 +355,7 @@ impl<'a> Run<'a> {
                 ),
             );
         }
-        self.reply().await?;
-        Ok(Done::Answered)
+        self.reply().await
     }
 
     async fn command(&mut self, cmd: &Command) -> Result<String, PostError> {
@@ -367,10 +385,7 @@ impl<'a> Run<'a> {
 
     /// `-join@` / `-leave@`: the same as the command, answered by the confirmation mail alone
     /// (or by a reply when nothing was sent).
-    async fn direct(&mut self, kind: PendingKind) -> Result<Done, PostError> {
-        if !self.allow(&self.sender.to_string()).await? {
-            return Ok(Done::Throttled);
-        }
+    async fn direct(&mut self, kind: PendingKind) -> Result<(), PostError> {
         let sent_before = self.sent;
         let word = if kind == PendingKind::Join {
             "join"
@@ -382,23 +397,22 @@ impl<'a> Run<'a> {
             self.result(word, res);
             self.reply().await?;
         }
-        Ok(Done::Answered)
+        Ok(())
     }
 
     /// A member's own unsubscribe address: the MAC in it proves it came from that member's
     /// copy, so the member leaves at once; a wrong MAC falls back to the confirmed `leave`.
-    async fn unsubscribe(&mut self, ext: &str) -> Result<Done, PostError> {
+    async fn unsubscribe(&mut self, ext: &str) -> Result<(), PostError> {
         let Some(member) =
             super::personal::verify_unsubscribe(self.list, self.ctx.store.secret(), ext)
         else {
             tracing::info!(list = %self.list.key(), sender = %self.sender, "unsubscribe address with a wrong token; asking for confirmation");
             return self.direct(PendingKind::Leave).await;
         };
-        if !self.allow(&member).await? {
-            return Ok(Done::Throttled);
-        }
+        // The MAC proves the mail came from that member's own copy: never capped.
+        self.authenticated = true;
         let Ok(addr) = Address::parse(&member) else {
-            return Ok(Done::Answered);
+            return Ok(());
         };
         let removed = {
             let (store, key) = (self.ctx.store.clone(), self.list.key());
@@ -411,7 +425,7 @@ impl<'a> Run<'a> {
             let vars = self.vars(&member);
             self.send(Kind::Goodbye, &member, &vars, None).await?;
         }
-        Ok(Done::Answered)
+        Ok(())
     }
 }
 
