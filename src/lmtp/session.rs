@@ -106,6 +106,9 @@ pub struct Session<S> {
     registry: Arc<Registry>,
     config: Arc<crate::config::Config>,
     receiver: RequestReceiver,
+    /// After a line over the limit: the rest of that line is being thrown away, so that it
+    /// is answered once and never read as commands.
+    discard_line: bool,
     out: Vec<u8>,
     /// When the last complete command (or message) arrived: the idle timeout counts from
     /// here, so a client trickling a line byte by byte cannot hold the session.
@@ -129,6 +132,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             mode: Mode::Command,
             registry,
             receiver: RequestReceiver::default(),
+            discard_line: false,
             out: Vec::with_capacity(512),
             last_command: tokio::time::Instant::now(),
         }
@@ -233,11 +237,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             return None;
         }
+        if self.discard_line {
+            if it.by_ref().any(|&b| b == b'\n') {
+                self.discard_line = false;
+            }
+            return None;
+        }
         let request = match self.receiver.ingest(it) {
             Ok(r) => r.into_owned(),
             Err(ProtoError::NeedsMoreData { .. }) => return None,
             Err(e) => {
                 self.last_command = tokio::time::Instant::now();
+                if matches!(e, ProtoError::ResponseTooLong) {
+                    // smtp-proto leaves the rest of the line in the input.
+                    self.receiver = RequestReceiver::default();
+                    self.discard_line = true;
+                }
                 let reply = protocol_error(&e);
                 self.say(reply);
                 return None;

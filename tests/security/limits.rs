@@ -321,3 +321,37 @@ async fn one_transaction_to_many_spellings_of_a_list_is_one_post() {
     // The two spellings of the request address were one request: one answer.
     assert_eq!(copies.get("p@outside.test"), Some(&1), "{copies:?}");
 }
+
+/// After a line over the limit the rest of that line is discarded, and the client gets
+/// exactly one reply for it: a pipelining client stays in step. (The rest of the line used
+/// to be parsed as new commands: a 20 000-byte `NOOP` followed by `NOOP`, `RSET`, `NOOP` got
+/// six replies.)
+#[tokio::test]
+async fn an_over_long_line_gets_exactly_one_reply_and_pipelining_stays_in_step() {
+    let h = Harness::new("127.0.0.1:9", "");
+    for len in [8200, 20_000, 70_000] {
+        let long = format!("NOOP {}\r\n", "x".repeat(len));
+        let t = converse(
+            h.context(),
+            format!("LHLO t\r\n{long}NOOP\r\nRSET\r\nNOOP\r\nQUIT\r\n").as_bytes(),
+        )
+        .await;
+        let replies: Vec<&str> = t
+            .lines()
+            .filter(|l| {
+                !l.starts_with("220 ") && !l.starts_with("250-") && !l.starts_with("250 SIZE")
+            })
+            .collect();
+        assert_eq!(
+            replies,
+            [
+                "500 5.5.6 line too long",
+                "250 2.0.0 ok",
+                "250 2.0.0 reset",
+                "250 2.0.0 ok",
+                "221 2.0.0 bye",
+            ],
+            "a {len}-byte line: {t}"
+        );
+    }
+}
