@@ -7,6 +7,7 @@
 //! - [`injection`]: no header injection through names, subjects and placeholders
 //! - [`sockets`]: socket modes, the control socket's users, listeners, the service user
 //! - [`limits`]: slow clients, long lines, huge headers, too many sessions
+//! - [`store_files`]: the store's directory and file are for the server's user alone
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -15,6 +16,7 @@ mod access;
 mod injection;
 mod limits;
 mod sockets;
+mod store_files;
 
 use common::World;
 
