@@ -142,3 +142,20 @@ fn a_data_directory_others_can_enter_is_refused_and_group_bits_are_tolerated() {
         assert!(!o.status.success(), "{others:o}: {}", text(&o));
     }
 }
+
+#[test]
+fn the_shipped_unit_keeps_the_state_directory_to_the_service_user() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/listkeeper.service"),
+    )
+    .expect("unit");
+    let value = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::trim)
+    };
+    assert_eq!(value("StateDirectory"), Some("listkeeper"));
+    let mode = value("StateDirectoryMode").expect("StateDirectoryMode=");
+    let mode = u32::from_str_radix(mode, 8).expect("octal");
+    assert_eq!(mode & 0o077, 0, "StateDirectoryMode={mode:o}");
+}
