@@ -107,6 +107,76 @@ async fn a_strangers_post_is_held_and_approved_by_a_moderators_reply() {
     assert_eq!(w.sink.copies().get("one@members.test"), Some(&1));
 }
 
+/// BATV over SRS: a 100-octet local part, over RFC 5321's 64 (which binds what we generate).
+const SRS_SENDER: &str = "prvs=0417a1b2c3=SRS0=k9tZ=QL=sending-domain.example.com=firstname.middlename.lastname+mailinglists42@forwarder.example.net";
+
+#[tokio::test]
+async fn long_and_quoted_envelope_senders_are_served_but_never_answered() {
+    let w = world("").await;
+    // A member's post forwarded with SRS and BATV: the From header is the member, it goes out.
+    let out = w
+        .mail(
+            SRS_SENDER,
+            "club@example.org",
+            &post("one@members.test", "forwarded", "q1"),
+            "Hi all.",
+        )
+        .await;
+    assert!(
+        out.starts_with("250 2.0.0 distributed to 2 member(s)"),
+        "{out}"
+    );
+    assert_eq!(w.mails_to("two@members.test").len(), 1);
+
+    // A quoted local part in the envelope and in From: no strict address names the poster, so
+    // the post is held as a stranger's and nobody but the moderator hears of it.
+    let out = w
+        .mail(
+            "\"john smith\"@example.org",
+            "club@example.org",
+            "From: John Smith <\"john smith\"@example.org>\r\nTo: club@example.org\r\nSubject: quoted\r\nMessage-ID: <q2@test>",
+            "Hi all.",
+        )
+        .await;
+    assert!(
+        out.starts_with("250 2.0.0 held for moderation: the post has no usable sender address"),
+        "{out}"
+    );
+    let notice = w.last_to("mod@owners.test");
+    assert!(notice.contains("(no sender)"), "{notice}");
+    let to_anyone_else: Vec<_> = w
+        .sink
+        .transactions()
+        .into_iter()
+        .flat_map(|t| t.rcpts)
+        .filter(|r| !r.ends_with("@members.test") && r != "mod@owners.test")
+        .collect();
+    assert!(to_anyone_else.is_empty(), "{to_anyone_else:?}");
+    // Rejecting it tells nobody: there is no address to answer.
+    let token = token_of(&notice);
+    let out = w
+        .mail(
+            "mod@owners.test",
+            "club-request@example.org",
+            "From: mod@owners.test\r\nSubject: x",
+            &format!("reject {token} off topic"),
+        )
+        .await;
+    assert!(out.starts_with("250 "), "{out}");
+    let rcpts: Vec<String> = w
+        .sink
+        .transactions()
+        .into_iter()
+        .flat_map(|t| t.rcpts)
+        .collect();
+    assert!(
+        rcpts
+            .iter()
+            .all(|r| r.ends_with("@members.test") || r == "mod@owners.test"),
+        "{rcpts:?}"
+    );
+}
+
 #[tokio::test]
 async fn reject_tells_the_poster_and_discard_does_not() {
     let w = world("").await;

@@ -306,6 +306,50 @@ async fn automatic_mail_and_loops_are_never_answered() {
 }
 
 #[tokio::test]
+async fn requests_from_long_or_quoted_envelope_senders_answer_only_a_strict_address() {
+    let w = World::new("", &[("mod", MOD_LIST), ("closed", CLOSED_LIST)]).await;
+    // A forwarded join (SRS, 100-octet local part): the confirmation goes to the From address.
+    let srs = "SRS0=k9tZ=QL=people.test=firstname.middlename.lastname+with-a-long-tag-for-lists-2024@forwarder.example.net";
+    let out = w
+        .mail(
+            srs,
+            "dev-join@example.org",
+            "From: Firstname <first@people.test>\r\nSubject: join",
+            "",
+        )
+        .await;
+    assert!(out.starts_with("250 2.0.0 request handled"), "{out}");
+    assert!(token_of(&w.last_to("first@people.test")).len() == 40);
+    // The same with no From: the envelope sender is no strict address, so nothing is sent.
+    let out = w
+        .mail(srs, "dev-join@example.org", "Subject: join", "")
+        .await;
+    assert!(
+        out.starts_with("250 2.0.0 no usable sender address"),
+        "{out}"
+    );
+    let out = w
+        .mail(
+            "\"john smith\"@people.test",
+            "dev-join@example.org",
+            "From: <\"john smith\"@people.test>\r\nSubject: join",
+            "",
+        )
+        .await;
+    assert!(
+        out.starts_with("250 2.0.0 no usable sender address"),
+        "{out}"
+    );
+    let rcpts: Vec<String> = w
+        .sink
+        .transactions()
+        .into_iter()
+        .flat_map(|t| t.rcpts)
+        .collect();
+    assert_eq!(rcpts, ["first@people.test"]);
+}
+
+#[tokio::test]
 async fn fifty_commands_get_one_reply_with_a_limit() {
     let w = World::new("", &[("mod", MOD_LIST), ("closed", CLOSED_LIST)]).await;
     let body: String = (0..50).map(|_| "info\r\n").collect();

@@ -162,9 +162,22 @@ pub fn lmtp_session(data: &[u8]) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let w = world();
-    let store_dir = tempfile::tempdir_in(&w.scratch).expect("store dir");
+    // The store refuses a directory or file other users may read: 0700 and 0600, as it
+    // creates them itself.
+    let store_dir = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir_in(&w.scratch)
+        .expect("store dir");
     for (name, bytes) in &w.store_files {
-        std::fs::write(store_dir.path().join(name), bytes).expect("copy store");
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(store_dir.path().join(name))
+            .and_then(|mut f| f.write_all(bytes))
+            .expect("copy store");
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -14,7 +14,15 @@ pub fn run(path: &Path) -> Result<(), String> {
         config.server.recipient_delimiter,
         None,
     );
-    let mut backend = Backend::open(&config).ok();
+    // The lists are shown without counts when the store cannot be read, but not silently (a
+    // store refused for its permissions, say).
+    let mut backend = match Backend::open(&config) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            eprintln!("listkeeper: member counts unavailable: {e}");
+            None
+        }
+    };
     println!("{:<40} {:<9} {:>9}  FILE", "LIST", "STATE", "MEMBERS");
     for (key, state) in reg.all() {
         match state {

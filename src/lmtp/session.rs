@@ -11,7 +11,9 @@
 //! `limits.max_mime_depth` (both measured before any parser builds a tree), recipients by `limits.max_recipients`. Time is bounded too: a
 //! command must be complete within `limits.idle_timeout` of the previous one (bytes trickled
 //! in do not extend it), and the whole DATA phase within `limits.data_timeout`. Only
-//! configured list addresses are accepted (invariant 6).
+//! configured list addresses are accepted (invariant 6). The sender is read liberally
+//! ([`EnvelopeSender`]: long and quoted local parts, never control characters) and reaches
+//! the pipeline in that type, which yields an address to answer only when it is strictly valid.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::reply::Reply;
-use crate::address::Address;
+use crate::address::EnvelopeSender;
 use crate::pipeline::{self, Context, Delivery};
 use crate::registry::Registry;
 use crate::route::{self, Role, Route};
@@ -35,10 +37,10 @@ enum State {
     /// After LHLO or a finished transaction.
     Ready,
     /// After MAIL.
-    Mail { from: String },
+    Mail { from: EnvelopeSender },
     /// After at least one accepted RCPT.
     Rcpt {
-        from: String,
+        from: EnvelopeSender,
         rcpts: Vec<(String, Route)>,
         refused: usize,
     },
@@ -328,15 +330,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 "message size exceeds the fixed limit",
             ));
         }
-        if !from.is_empty() {
-            if let Err(e) = Address::parse(&from) {
+        // Liberal: a long (BATV, SRS) or quoted local part is a real person's, and refusing it
+        // bounces their post. Nothing answers this sender unless it is strictly valid.
+        let from = match EnvelopeSender::parse(&from) {
+            Ok(from) => from,
+            Err(e) => {
                 return self.say(Reply::new(
                     501,
                     (5, 1, 7),
                     format!("bad sender address: {e}"),
-                ));
+                ))
             }
-        }
+        };
         // A transaction sees one consistent set of lists, even if a reload happens meanwhile.
         self.registry = self.ctx.registry.borrow().clone();
         self.state = State::Mail { from };

@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use crate::address::EnvelopeSender;
 use crate::config::Action;
 use crate::config::{Config, ListConfig};
 use crate::lmtp::reply::{reply_for, Reply};
@@ -123,8 +124,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
 pub struct Delivery {
     /// Session id, for logs.
     pub session: u64,
-    /// MAIL FROM (empty for the null sender).
-    pub sender: String,
+    /// MAIL FROM, as received; only [`EnvelopeSender::address`] may be answered.
+    pub sender: EnvelopeSender,
     /// The raw message as received (dot-unstuffed).
     pub raw: Arc<Vec<u8>>,
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::{blocking, content, Context, PostError};
-use crate::address::Address;
+use crate::address::{Address, EnvelopeSender};
 use crate::config::moderation::{Action, AddressPattern};
 use crate::config::{ListConfig, PostingPolicy};
 use crate::store::members::FLAG_MODERATED;
@@ -60,7 +60,7 @@ fn any_match(patterns: &[AddressPattern], who: &[Address]) -> bool {
 pub async fn moderate(
     ctx: &Context,
     list: &Arc<ListConfig>,
-    sender: &str,
+    sender: &EnvelopeSender,
     raw: &[u8],
 ) -> Result<Verdict, PostError> {
     let from = super::classify::from_address(raw);
@@ -68,7 +68,9 @@ pub async fn moderate(
     if let Some(a) = &from {
         who.push(a.clone());
     }
-    if let Ok(a) = Address::parse(sender) {
+    // An envelope sender that is no strict address identifies nobody: it matches no member and
+    // no pattern, and is never the poster a notice goes to.
+    if let Some(a) = sender.address() {
         if !who.contains(&a) {
             who.push(a);
         }

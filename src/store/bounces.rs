@@ -411,7 +411,7 @@ mod tests {
 
     #[test]
     fn one_point_per_bouncing_day_then_disabled_then_removed() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         s.add_members("l", &[Address::parse("m@x.org").expect("a")])
             .expect("add");
@@ -461,7 +461,7 @@ mod tests {
 
     #[test]
     fn quiet_periods_reset_and_enable_recovers() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         s.add_members("l", &[Address::parse("m@x.org").expect("a")])
             .expect("add");
@@ -496,7 +496,7 @@ mod tests {
 
     #[test]
     fn a_probe_decides() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         let probe = sample(0x5eed_5eed, 0x1234);
         s.add_members("l", &[Address::parse("m@x.org").expect("a")])
@@ -557,7 +557,7 @@ mod tests {
     /// member starts again from zero.
     #[test]
     fn an_unanswered_probe_is_repeated_daily_then_forgotten() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         let probe = sample(0x0bad_cafe, 7);
         s.add_members("l", &[Address::parse("m@x.org").expect("a")])
@@ -608,7 +608,7 @@ mod tests {
     /// A probe bounce that arrives after its member left disables nothing and reports nothing.
     #[test]
     fn a_probe_bounce_after_the_member_left_is_ignored() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         let probe = sample(0x0dd_f00d, 9);
         let m = Address::parse("m@x.org").expect("a");

@@ -502,7 +502,7 @@ mod tests {
 
     #[test]
     fn an_approval_counts_once() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         s.held_put(
             &held(&tok(1), 1000),
@@ -549,7 +549,7 @@ mod tests {
 
     #[test]
     fn only_the_exact_token_decides_or_shows_a_post() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         let (real, twin) = (tok(0x77), tok(0x78));
         s.held_put(&held(&real, 1000), b"k1", b"one").expect("put");
@@ -581,7 +581,7 @@ mod tests {
 
     #[test]
     fn expiry_returns_only_waiting_posts() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         s.held_put(&held(&tok(0xa), 100), b"ka", b"x").expect("put");
         s.held_put(&held(&tok(0xb), 200), b"kb", b"x").expect("put");
@@ -600,7 +600,7 @@ mod tests {
 
     #[test]
     fn moderated_flag() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         let a = Address::parse("M@x.org").expect("addr");
         s.add_members("dev@x.org", &[a]).expect("add");
@@ -622,7 +622,7 @@ mod tests {
     /// expired ones make room, and the per-list index follows puts and expiry.
     #[test]
     fn the_cap_counts_one_lists_waiting_posts() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         let other = Held {
             list: "other@x.org".into(),

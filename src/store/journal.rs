@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn journal_survives_reopen_and_expires() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let key = JournalKey::new("dev@x.org", "<1@x>", b"body");
         assert_ne!(key, JournalKey::new("ops@x.org", "<1@x>", b"body"));
         let batch = DoneBatch {

@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn members_stream_in_sorted_batches_per_list() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let store = Store::open(dir.path(), 1 << 20).expect("open");
         let out = store
             .add_members("dev@x.org", &addrs(&["c@x.org", "A@x.org", "b@x.org"]))
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn a_second_process_cannot_open_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let _store = Store::open(dir.path(), 1 << 20).expect("open");
         assert!(matches!(
             Store::open(dir.path(), 1 << 20),

@@ -9,9 +9,12 @@
 //! SECURITY: trusts nothing it is given beyond the types; addresses are validated by the
 //! caller (`address::Address`), list keys come from validated configuration. Tokens from
 //! outside are looked up only through `token::find_token` (constant-time on their secret part).
+//! The data directory and the file are the server's user's alone (`files`): created 0700 and
+//! 0600, refused when they give other users any access.
 
 mod bounces;
 mod fault;
+mod files;
 mod held;
 mod journal;
 pub mod members;
@@ -52,6 +55,17 @@ pub enum StoreError {
         path: PathBuf,
         /// Why.
         source: redb::DatabaseError,
+    },
+    /// The data directory or the store file lets other users in (mode & 0o007): they could
+    /// read confirmation tokens and the installation's secret.
+    #[error("{} is open to other users (mode {mode:04o}); the store holds tokens and secrets that only the server's user may read. Run `{fix}` and try again", path.display())]
+    Exposed {
+        /// The directory or file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// The command that fixes it.
+        fix: String,
     },
     /// Any other backend error (I/O, full disk, corruption).
     #[error("store error: {0}")]
@@ -303,10 +317,10 @@ impl Backend {
 const META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
 
 impl Store {
-    /// Open (or create) the store in `dir` with a page cache of `cache_size` bytes.
+    /// Open (or create) the store in `dir` with a page cache of `cache_size` bytes. A directory
+    /// or file created here is for the server's user alone (0700, 0600) whatever the umask; an
+    /// existing one that other users may read is refused ([`StoreError::Exposed`]).
     pub fn open(dir: &Path, cache_size: usize) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         let fault_full = std::env::var_os("LISTKEEPER_FAULT_STORE_FULL").map(PathBuf::from);
         if let Some(p) = &fault_full {
             tracing::warn!(file = %p.display(), "fault injection armed: the store's file system is full while this file exists");
@@ -320,6 +334,7 @@ impl Store {
         cache_size: usize,
         fault_full: Option<PathBuf>,
     ) -> Result<Store, StoreError> {
+        files::prepare(dir, &dir.join(FILE_NAME))?;
         let mut backend = Backend {
             path: dir.join(FILE_NAME),
             cache_size,
@@ -396,6 +411,17 @@ impl Store {
     }
 }
 
+/// A temporary data directory for tests, 0700 as `Store::open` creates one: tempfile's follow
+/// the umask (0755 under 022), and the store refuses a directory other users may enter.
+#[cfg(test)]
+pub(crate) fn test_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(files::DIR_MODE))
+        .tempdir()
+        .expect("tempdir")
+}
+
 /// Seconds since the epoch (journal ages).
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
@@ -417,7 +443,7 @@ mod tests {
     /// A store with one member, a@, on a disk that is full (until the returned flag file is
     /// removed), after the write that found it full: redb has latched the error.
     fn latched() -> (tempfile::TempDir, PathBuf, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let flag = dir.path().join("full");
         let s = Store::open_with(dir.path(), 1 << 20, Some(flag.clone())).expect("open");
         s.add_members(LIST, &[addr("a@example.org")])

@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn a_token_completes_once_and_applies_its_effect() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         let now = 1_000_000;
         s.pending_create(&pending(&tok(1), PendingKind::Join, now))
@@ -473,7 +473,7 @@ mod tests {
 
     #[test]
     fn only_the_exact_token_completes() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         let (now, real) = (1_000_000, tok(0x0abc));
         s.pending_create(&pending(&real, PendingKind::Join, now))
@@ -491,7 +491,7 @@ mod tests {
 
     #[test]
     fn a_moderated_join_turns_into_an_approval_request() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         let now = 5_000_000;
         s.pending_create(&pending(&tok(1), PendingKind::Join, now))
@@ -525,7 +525,7 @@ mod tests {
 
     #[test]
     fn expired_tokens_are_swept_by_later_writes() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         s.pending_create(&pending(&tok(5), PendingKind::Join, 100))
             .expect("create");

@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn rate_caps_per_address_and_per_list() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         let now = 7200 * 10;
         assert!(s.rate_allow("dev", "v@x.org", now, 2, 3).expect("rate"));

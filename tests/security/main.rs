@@ -9,6 +9,7 @@
 //! - [`limits`]: slow clients, long lines, huge headers, deep MIME nesting, too many sessions,
 //!   one transaction naming a list many times
 //! - [`caps`]: the hourly caps are on mail sent, never on completing tokens or decisions
+//! - [`store_files`]: the store's directory and file are for the server's user alone
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -18,6 +19,7 @@ mod caps;
 mod injection;
 mod limits;
 mod sockets;
+mod store_files;
 
 use common::World;
 

@@ -66,7 +66,7 @@ fn read_incoming(d: &Delivery) -> Incoming {
             .and_then(|m| m.header_raw(name))
             .map(|v| v.trim().to_ascii_lowercase())
     };
-    let automatic = if d.sender.is_empty() {
+    let automatic = if d.sender.is_null() {
         Some("null envelope sender")
     } else if header("Auto-Submitted").is_some_and(|v| !v.starts_with("no")) {
         Some("Auto-Submitted")
@@ -90,7 +90,7 @@ fn read_incoming(d: &Delivery) -> Incoming {
         .and_then(|f| f.first())
         .and_then(|a| a.address())
         .and_then(|a| Address::parse(a).ok());
-    let sender = from.or_else(|| Address::parse(&d.sender).ok());
+    let sender = from.or_else(|| d.sender.address());
     let subject = msg
         .as_ref()
         .and_then(|m| m.subject())
