@@ -7,6 +7,7 @@
 //! - [`injection`]: no header injection through names, subjects and placeholders
 //! - [`sockets`]: socket modes, the control socket's users, listeners, the service user
 //! - [`limits`]: slow clients, long lines, huge headers, too many sessions
+//! - [`loops`]: lists subscribed to each other, posts through too many lists
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -14,6 +15,7 @@ mod common;
 mod access;
 mod injection;
 mod limits;
+mod loops;
 mod sockets;
 
 use common::World;
