@@ -8,6 +8,7 @@
 //! - [`sockets`]: socket modes, the control socket's users, listeners, the service user
 //! - [`limits`]: slow clients, long lines, huge headers, too many sessions
 //! - [`loops`]: lists subscribed to each other, posts through too many lists
+//! - [`receipts`]: no read-receipt request reaches the members
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -16,6 +17,7 @@ mod access;
 mod injection;
 mod limits;
 mod loops;
+mod receipts;
 mod sockets;
 
 use common::World;

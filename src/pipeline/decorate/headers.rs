@@ -23,6 +23,16 @@ const LIST_FIELDS: &[&str] = &[
     "list-archive",
     "precedence",
 ];
+/// Fields that ask each reader's mail program to send a receipt or a report to an address the
+/// poster chose: distributed, they would make every member's client reveal the member's
+/// address to the poster, so the list drops them (as Mailman and Sympa do).
+const RECEIPT_FIELDS: &[&str] = &[
+    "disposition-notification-to",
+    "return-receipt-to",
+    "x-confirm-reading-to",
+    "x-pmrqc",
+    "errors-to",
+];
 /// The loop marker: every list pass adds one with its own posting address and none removes
 /// them (Mailman writes the same field), so a post that comes back to a list it has passed
 /// through, or that has passed through too many lists, is recognised however the lists in
@@ -64,6 +74,11 @@ impl Field {
     /// One of the fields the list replaces.
     pub fn is_list_field(&self, raw: &[u8]) -> bool {
         LIST_FIELDS.iter().any(|n| self.is(raw, n))
+    }
+
+    /// A field asking for a read receipt or a delivery report (see [`RECEIPT_FIELDS`]).
+    pub fn is_receipt_request(&self, raw: &[u8]) -> bool {
+        RECEIPT_FIELDS.iter().any(|n| self.is(raw, n))
     }
 
     /// A MIME `Content-*` field (RFC 2045 9: they all describe the body, so they move with it).

@@ -1,6 +1,7 @@
 //! Decoration of a list post on raw bytes: the RFC 2369/2919 list fields, the `X-BeenThere`
-//! loop marker, the Subject prefix and the footer. This module owns how a post is changed
-//! before fan-out, and how the marks of earlier list passes are read back (the loop check).
+//! loop marker, the Subject prefix and the footer; the fields that request read receipts are
+//! dropped. This module owns how a post is changed before fan-out, and how the marks of
+//! earlier list passes are read back (the loop check).
 //!
 //! The body is never re-serialised. Header fields the list does not own keep their bytes,
 //! order and folding; the footer is appended in the body's own transfer encoding, inserted as
@@ -330,7 +331,7 @@ fn with_separator(m: &[u8]) -> Result<Cow<'_, [u8]>, DecorateError> {
 }
 
 /// Writes the header section without its blank line: kept fields as they were, the Subject
-/// prefixed, the list's fields appended. With `wrap`, Content-* fields are left out and
+/// prefixed, the list's fields appended, read-receipt requests left out. With `wrap`, Content-* fields are left out and
 /// returned, to head the inner part.
 fn push_header(
     out: &mut Vec<u8>,
@@ -343,7 +344,7 @@ fn push_header(
     let mut moved = Vec::new();
     let mut subject_seen = false;
     for field in &block.fields {
-        if field.is_list_field(m) {
+        if field.is_list_field(m) || field.is_receipt_request(m) {
             continue;
         }
         if wrap && field.is_content_field(m) {

@@ -436,6 +436,21 @@ fn more_list_passes_than_the_hop_limit_are_a_loop() {
 }
 
 #[test]
+fn read_receipt_requests_are_dropped_and_the_rest_kept() {
+    let raw = b"From: a@people.test\r\nDisposition-Notification-To: a@people.test\r\nX-Keep:  odd\r\n  folding\r\nreturn-receipt-to: <a@people.test>\r\nX-CONFIRM-READING-TO:\r\n a@people.test\r\nErrors-To : a@people.test\r\nX-PMRQC: 1\r\nSubject: hi\r\n\r\nErrors-To: stays in the body\r\n";
+    let out = run(raw, &deco(None));
+    let head = out.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(
+        head.starts_with("From: a@people.test\r\nX-Keep:  odd\r\n  folding\r\nSubject: [dev] hi\r\nX-BeenThere: dev@example.org\r\nList-Id:"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("\r\n\r\nErrors-To: stays in the body\r\n"),
+        "{out}"
+    );
+}
+
+#[test]
 fn line_ending_normalization() {
     assert!(matches!(
         normalize_line_endings(b"a\r\nb\rc"),
