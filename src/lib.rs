@@ -18,6 +18,7 @@
 //! - [`activation`] listeners handed over by systemd socket activation
 //! - [`server`]   wires it all together: listeners, signals, reload, graceful shutdown
 //! - [`cli`]      the `listkeeper` command line
+//! - [`logging`]  the log subscriber: one line per event, control characters in values escaped
 
 pub mod activation;
 pub mod address;
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod lmtp;
+pub mod logging;
 pub mod notice;
 pub mod pipeline;
 pub mod registry;

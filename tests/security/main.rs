@@ -7,6 +7,7 @@
 //! - [`injection`]: no header injection through names, subjects and placeholders
 //! - [`sockets`]: socket modes, the control socket's users, listeners, the service user
 //! - [`limits`]: slow clients, long lines, huge headers, too many sessions
+//! - [`logs`]: no control characters from a message in log lines or the CLI's listings
 //! - [`loops`]: lists subscribed to each other, posts through too many lists
 //! - [`receipts`]: no read-receipt request reaches the members
 
@@ -16,6 +17,7 @@ mod common;
 mod access;
 mod injection;
 mod limits;
+mod logs;
 mod loops;
 mod receipts;
 mod sockets;
