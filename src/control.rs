@@ -28,6 +28,7 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 
 use crate::address::Address;
+use crate::logging::escape_controls as esc;
 use crate::pipeline::Context;
 use crate::store::{now_secs, AddOutcome, Store, StoreError};
 
@@ -258,17 +259,18 @@ async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::R
                 Ok(rows) => {
                     let mut out = String::new();
                     for h in rows {
+                        // Escaped, so a tab or line end from a post cannot shift or add fields.
                         let line = format!(
                             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                            h.token,
+                            esc(&h.token),
                             h.state.name(),
                             h.received,
                             h.expires,
-                            h.sender,
-                            h.subject,
-                            h.reasons.join("; ")
+                            esc(&h.sender),
+                            esc(&h.subject),
+                            esc(&h.reasons.join("; "))
                         );
-                        out.push_str(&line.replace('\n', " "));
+                        out.push_str(&line);
                         out.push('\n');
                     }
                     out.push_str(".\n");

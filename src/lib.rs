@@ -7,6 +7,7 @@
 //! - [`address`]  strict parsing and normalisation of mail addresses
 //! - [`registry`] the live set of lists (swapped atomically on reload; broken files disable one list)
 //! - [`lmtp`]     RFC 2033 server: I/O-free replies, the `Session<S>` state machine, the listeners
+//! - [`mime`]     the nesting depth of a message before any parse, and the one full parse
 //! - [`route`]    recipient address -> (list, role)
 //! - [`pipeline`] per-role handling: classify (loops, posting policy), decorate, fan-out, owner
 //! - [`bounce`]   what a mail to NAME-bounces@ says (DSN, MTA formats, auto-replies) and VERP
@@ -18,6 +19,7 @@
 //! - [`activation`] listeners handed over by systemd socket activation
 //! - [`server`]   wires it all together: listeners, signals, reload, graceful shutdown
 //! - [`cli`]      the `listkeeper` command line
+//! - [`logging`]  the log subscriber: one line per event, control characters in values escaped
 
 pub mod activation;
 pub mod address;
@@ -26,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod lmtp;
+pub mod logging;
 pub mod mime;
 pub mod notice;
 pub mod pipeline;

@@ -310,6 +310,7 @@ pub fn decorate(data: &[u8]) {
         "normalize_line_endings is not idempotent"
     );
     let _ = deco::carries_list_id(data, "dev.example.org");
+    let _ = deco::loop_reason(data, &decorations()[0]);
     let parser = MessageParser::default();
     for (i, d) in decorations().iter().enumerate() {
         let Ok(out) = deco::decorate(data, d) else {

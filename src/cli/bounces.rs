@@ -4,6 +4,7 @@ use clap::Subcommand;
 
 use super::members::{resolve, Backend};
 use super::{load_config, ConfigArg};
+use crate::logging::escape_controls as esc;
 use crate::store::now_secs;
 
 /// `bounces` subcommands.
@@ -66,6 +67,7 @@ pub fn run(cmd: BouncesCommand) -> Result<(), String> {
         } else {
             format!("{}h ago", ago / 3600)
         };
+        let (member, score, state) = (esc(&member), esc(&score), esc(&state));
         println!("{member:<40} {score:>6} {ago:>12}  {state}");
     }
     Ok(())

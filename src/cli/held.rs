@@ -4,6 +4,7 @@ use clap::Subcommand;
 
 use super::members::{resolve, Backend};
 use super::{load_config, ConfigArg};
+use crate::logging::escape_controls as esc;
 use crate::store::now_secs;
 
 /// `held` subcommands.
@@ -92,9 +93,17 @@ pub fn run(cmd: HeldCommand) -> Result<(), String> {
                     continue;
                 };
                 let age = now.saturating_sub(received.parse().unwrap_or(now));
-                println!("{token}  {state}  {}h ago  from {sender}", age / 3600);
-                println!("    subject: {subject}");
-                println!("    why: {reasons}");
+                // Sender, subject and reasons come from the post: escaped, so that they can
+                // neither add lines nor send escape sequences to the operator's terminal.
+                println!(
+                    "{}  {}  {}h ago  from {}",
+                    esc(token),
+                    esc(state),
+                    age / 3600,
+                    esc(sender)
+                );
+                println!("    subject: {}", esc(subject));
+                println!("    why: {}", esc(reasons));
             }
             Ok(())
         }
@@ -154,7 +163,7 @@ fn decide(
     match Backend::open(&config)? {
         Backend::Remote(p) => {
             let out = Backend::client(&p)?.request(&format!("held-decide {key} {token} {what} {reason}"))?;
-            println!("{}", out.join(" "));
+            println!("{}", esc(&out.join(" ")));
             Ok(())
         }
         Backend::Local(_) => Err("the server is not running: start it first (approving distributes the post, rejecting tells the poster)".into()),

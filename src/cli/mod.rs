@@ -67,7 +67,8 @@ enum Command {
     Pending(pending::PendingCommand),
 }
 
-/// Log to stderr; `RUST_LOG` overrides the level from `-v`.
+/// Log to stderr through [`crate::logging::subscriber`] (control characters in values
+/// escaped); `RUST_LOG` overrides the level from `-v`.
 pub fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "info",
@@ -76,11 +77,10 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
+    let _ = tracing::subscriber::set_global_default(crate::logging::subscriber(
+        filter,
+        std::io::stderr,
+    ));
 }
 
 /// Run the parsed command; the exit code follows Unix habit (0 ok, 1 failure, 2 usage).

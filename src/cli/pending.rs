@@ -5,6 +5,7 @@ use clap::Subcommand;
 
 use super::members::{resolve, Backend};
 use super::{load_config, ConfigArg};
+use crate::logging::escape_controls as esc;
 use crate::store::now_secs;
 
 /// `pending` subcommands.
@@ -84,6 +85,8 @@ pub fn run(cmd: PendingCommand) -> Result<(), String> {
                 "TOKEN", "KIND", "ADDRESS", "AGE", "EXPIRES IN"
             );
             for (token, kind, address, created, expires) in rows {
+                // The address is as the request gave it: escaped for the terminal.
+                let (token, kind, address) = (esc(&token), esc(&kind), esc(&address));
                 println!(
                     "{token:<42} {kind:<10} {address:<40} {:>8} {:>10}",
                     span(now.saturating_sub(created)),
@@ -117,7 +120,7 @@ fn decide(
     match Backend::open(&config)? {
         Backend::Remote(p) => {
             let sentence = Backend::client(&p)?.decide(&key, token, reason.as_deref())?;
-            println!("{sentence}");
+            println!("{}", esc(&sentence));
             Ok(())
         }
         Backend::Local(_) => Err(

@@ -239,10 +239,8 @@ async fn post_inner(
     message_id: &str,
 ) -> Result<Posted, PostError> {
     let normalized = decorate::normalize_line_endings(&d.raw);
-    if decorate::carries_list_id(&normalized, &list.decoration.list_id) {
-        return Ok(Posted::Discarded(
-            "the message already carries this list's List-Id (a mail loop)".into(),
-        ));
+    if let Some(why) = decorate::loop_reason(&normalized, &list.decoration) {
+        return Ok(Posted::Discarded(why));
     }
     let verdict = moderate::moderate(ctx, list, &d.sender, &normalized).await?;
     let message: &[u8] = verdict.filtered.as_deref().unwrap_or(&normalized);

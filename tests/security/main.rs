@@ -10,6 +10,9 @@
 //!   one transaction naming a list many times
 //! - [`caps`]: the hourly caps are on mail sent, never on completing tokens or decisions
 //! - [`store_files`]: the store's directory and file are for the server's user alone
+//! - [`logs`]: no control characters from a message in log lines or the CLI's listings
+//! - [`loops`]: lists subscribed to each other, posts through too many lists
+//! - [`receipts`]: no read-receipt request reaches the members
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -18,6 +21,9 @@ mod access;
 mod caps;
 mod injection;
 mod limits;
+mod logs;
+mod loops;
+mod receipts;
 mod sockets;
 mod store_files;
 

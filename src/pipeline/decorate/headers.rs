@@ -1,6 +1,7 @@
 //! The header section of a post: splitting it into fields byte-exactly, and rendering the
-//! fields the list adds (RFC 2369 / RFC 2919, the Subject prefix). Everything rendered from
-//! configuration goes through [`clean_text`] or [`mailto`], so no CR/LF reaches a header.
+//! fields the list adds (RFC 2369 / RFC 2919, the `X-BeenThere` loop marker, the Subject
+//! prefix). Everything rendered from configuration goes through [`clean_text`] or [`mailto`],
+//! so no CR/LF reaches a header.
 
 use base64::Engine as _;
 use mail_parser::parsers::MessageStream;
@@ -22,6 +23,21 @@ const LIST_FIELDS: &[&str] = &[
     "list-archive",
     "precedence",
 ];
+/// Fields that ask each reader's mail program to send a receipt or a report to an address the
+/// poster chose: distributed, they would make every member's client reveal the member's
+/// address to the poster, so the list drops them (as Mailman and Sympa do).
+const RECEIPT_FIELDS: &[&str] = &[
+    "disposition-notification-to",
+    "return-receipt-to",
+    "x-confirm-reading-to",
+    "x-pmrqc",
+    "errors-to",
+];
+/// The loop marker: every list pass adds one with its own posting address and none removes
+/// them (Mailman writes the same field), so a post that comes back to a list it has passed
+/// through, or that has passed through too many lists, is recognised however the lists in
+/// between rewrote their own fields.
+pub(super) const BEEN_THERE: &str = "x-beenthere";
 
 /// One header field: `start..end` is the first line and its continuation lines, line ends
 /// included; `colon` is the index of the `:` after the name.
@@ -58,6 +74,11 @@ impl Field {
     /// One of the fields the list replaces.
     pub fn is_list_field(&self, raw: &[u8]) -> bool {
         LIST_FIELDS.iter().any(|n| self.is(raw, n))
+    }
+
+    /// A field asking for a read receipt or a delivery report (see [`RECEIPT_FIELDS`]).
+    pub fn is_receipt_request(&self, raw: &[u8]) -> bool {
+        RECEIPT_FIELDS.iter().any(|n| self.is(raw, n))
     }
 
     /// A MIME `Content-*` field (RFC 2045 9: they all describe the body, so they move with it).
@@ -168,6 +189,46 @@ pub(super) fn angle_id(value: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// The address of an `X-BeenThere` value, compared as a key: the inside of its first `<...>`
+/// when it has one, else the value without comments; whitespace and control bytes (folds
+/// included) removed, ASCII lower-cased. Any bytes give some key (never a panic).
+pub(super) fn marker_key(value: &[u8]) -> Vec<u8> {
+    let bare = angle_id(value).unwrap_or_else(|| without_comments(value));
+    bare.iter()
+        .filter(|b| !b.is_ascii_whitespace() && !b.is_ascii_control())
+        .map(u8::to_ascii_lowercase)
+        .collect()
+}
+
+/// `value` without RFC 5322 comments (nested, with quoted pairs); quoted strings are kept.
+fn without_comments(value: &[u8]) -> Vec<u8> {
+    let (mut out, mut depth, mut escaped, mut quoted) = (Vec::new(), 0usize, false, false);
+    for &b in value {
+        if escaped {
+            escaped = false;
+            if depth == 0 {
+                out.push(b);
+            }
+        } else if b == b'\\' && (quoted || depth > 0) {
+            escaped = true;
+            if depth == 0 {
+                out.push(b);
+            }
+        } else if quoted {
+            quoted = b != b'"';
+            out.push(b);
+        } else if b == b'(' {
+            depth += 1;
+        } else if b == b')' && depth > 0 {
+            depth -= 1;
+        } else if depth == 0 {
+            quoted = b == b'"';
+            out.push(b);
+        }
+    }
+    out
+}
+
 /// Configured text made safe for a header: control characters (CR and LF included) become
 /// spaces, runs of whitespace collapse to one space, ends are trimmed.
 pub(super) fn clean_text(text: &str) -> String {
@@ -253,9 +314,13 @@ fn push_field(out: &mut Vec<u8>, name: &str, tokens: &[String]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends the list's fields (List-Id, List-Post, List-Help, List-Subscribe,
+/// Appends the list's fields (X-BeenThere, List-Id, List-Post, List-Help, List-Subscribe,
 /// List-Unsubscribe, List-Owner, Precedence); one whose value is empty is left out.
 pub(super) fn push_list_fields(out: &mut Vec<u8>, d: &Decoration) {
+    let own = clean_token(&d.post_address);
+    if !own.is_empty() {
+        push_field(out, "X-BeenThere", &[own]);
+    }
     let id = clean_token(d.list_id.trim_matches(|c| c == '<' || c == '>'));
     if !id.is_empty() {
         let name = clean_text(&d.display_name);

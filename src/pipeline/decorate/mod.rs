@@ -1,5 +1,7 @@
-//! Decoration of a list post on raw bytes: the RFC 2369/2919 list fields, the Subject prefix
-//! and the footer. This module owns how a post is changed before fan-out, and nothing else.
+//! Decoration of a list post on raw bytes: the RFC 2369/2919 list fields, the `X-BeenThere`
+//! loop marker, the Subject prefix and the footer; the fields that request read receipts are
+//! dropped. This module owns how a post is changed before fan-out, and how the marks of
+//! earlier list passes are read back (the loop check).
 //!
 //! The body is never re-serialised. Header fields the list does not own keep their bytes,
 //! order and folding; the footer is appended in the body's own transfer encoding, inserted as
@@ -92,6 +94,58 @@ pub fn carries_list_id(raw: &[u8], list_id: &str) -> bool {
         .filter(|f| f.is(raw, "list-id"))
         .filter_map(|f| headers::angle_id(f.value(raw)))
         .any(|id| id.eq_ignore_ascii_case(wanted.as_bytes()))
+}
+
+/// Most list passes (`X-BeenThere` fields, any list's) a post may carry when it arrives: more
+/// means lists forward it to each other in a circle that no single list's own marker reveals
+/// (one of them keeps no markers, or rewrites them), and it is treated as a loop.
+pub const MAX_LIST_HOPS: usize = 10;
+
+/// True when the header section has an `X-BeenThere` field naming `address` (a list's posting
+/// address): the post has been through that list already. Names and addresses compare
+/// ignoring case, folding, whitespace, comments and angle brackets.
+pub fn been_there(raw: &[u8], address: &str) -> bool {
+    let wanted = headers::marker_key(address.as_bytes());
+    if wanted.is_empty() {
+        return false;
+    }
+    let block = headers::scan(raw);
+    block
+        .fields
+        .iter()
+        .filter(|f| f.is(raw, headers::BEEN_THERE))
+        .any(|f| headers::marker_key(f.value(raw)) == wanted)
+}
+
+/// How many list passes (`X-BeenThere` fields) the header section records.
+pub fn list_hops(raw: &[u8]) -> usize {
+    let block = headers::scan(raw);
+    block
+        .fields
+        .iter()
+        .filter(|f| f.is(raw, headers::BEEN_THERE))
+        .count()
+}
+
+/// Why `raw` (CRLF-normalised, as received) is a mail loop for the list decorating with `d`,
+/// or None: it carries the list's own List-Id or `X-BeenThere` marker, or more than
+/// [`MAX_LIST_HOPS`] markers.
+pub fn loop_reason(raw: &[u8], d: &Decoration) -> Option<String> {
+    if carries_list_id(raw, &d.list_id) {
+        return Some("the message already carries this list's List-Id (a mail loop)".into());
+    }
+    if been_there(raw, &d.post_address) {
+        return Some(
+            "the message has been through this list already (X-BeenThere: a mail loop)".into(),
+        );
+    }
+    let hops = list_hops(raw);
+    if hops > MAX_LIST_HOPS {
+        return Some(format!(
+            "the message has been through {hops} lists, more than {MAX_LIST_HOPS} (a mail loop)"
+        ));
+    }
+    None
 }
 
 /// Decorate a CRLF-normalised message. Output is CRLF throughout (not dot-stuffed).
@@ -276,7 +330,7 @@ fn with_separator(m: &[u8]) -> Result<Cow<'_, [u8]>, DecorateError> {
 }
 
 /// Writes the header section without its blank line: kept fields as they were, the Subject
-/// prefixed, the list's fields appended. With `wrap`, Content-* fields are left out and
+/// prefixed, the list's fields appended, read-receipt requests left out. With `wrap`, Content-* fields are left out and
 /// returned, to head the inner part.
 fn push_header(
     out: &mut Vec<u8>,
@@ -289,7 +343,7 @@ fn push_header(
     let mut moved = Vec::new();
     let mut subject_seen = false;
     for field in &block.fields {
-        if field.is_list_field(m) {
+        if field.is_list_field(m) || field.is_receipt_request(m) {
             continue;
         }
         if wrap && field.is_content_field(m) {

@@ -60,7 +60,9 @@ fn empty_and_headerless_input_is_refused() {
 fn header_only_messages_get_a_separator() {
     let out = run(b"Subject: hi\r\nFrom: a@b", &deco(Some("foot")));
     assert!(
-        out.starts_with("Subject: [dev] hi\r\nFrom: a@b\r\nList-Id:"),
+        out.starts_with(
+            "Subject: [dev] hi\r\nFrom: a@b\r\nX-BeenThere: dev@example.org\r\nList-Id:"
+        ),
         "{out}"
     );
     assert!(
@@ -117,6 +119,7 @@ fn garbage_and_mutations_never_panic() {
             assert!(MessageParser::default().parse(&out).is_some(), "{raw:?}");
         }
         let _ = carries_list_id(&raw, "dev.example.org");
+        let _ = loop_reason(&raw, &deco(None));
     }
 }
 
@@ -346,6 +349,105 @@ fn list_id_detection() {
         "<dev.example.org>"
     ));
     assert!(!carries_list_id(b"List-Id: <>\r\n", ""));
+}
+
+fn deco_of(address: &str) -> Decoration {
+    let (name, domain) = address.split_once('@').unwrap_or((address, ""));
+    Decoration {
+        list_id: format!("{name}.{domain}"),
+        display_name: String::new(),
+        subject_prefix: None,
+        footer: None,
+        post_address: address.into(),
+        request_address: format!("{name}-request@{domain}"),
+        subscribe_address: String::new(),
+        unsubscribe_address: String::new(),
+        owner_address: String::new(),
+    }
+}
+
+#[test]
+fn the_loop_marker_survives_decoration_by_another_list() {
+    let raw = b"From: a@people.test\r\nSubject: hi\r\n\r\nbody\r\n";
+    let once = decorate(raw, &deco(Some("foot"))).expect("decorates");
+    assert!(been_there(&once, "dev@example.org"));
+    assert_eq!(list_hops(&once), 1);
+    // Another list replaces dev's List-* fields but keeps its marker and adds its own.
+    let twice = decorate(&once, &deco_of("ops@example.net")).expect("decorates");
+    let text = String::from_utf8_lossy(&twice);
+    assert!(!carries_list_id(&twice, "dev.example.org"), "{text}");
+    assert!(text.contains("X-BeenThere: dev@example.org\r\n"), "{text}");
+    assert!(text.contains("X-BeenThere: ops@example.net\r\n"), "{text}");
+    assert_eq!(list_hops(&twice), 2);
+    assert!(been_there(&twice, "DEV@example.org"));
+    let why = loop_reason(&twice, &deco(None)).expect("back at dev: a loop");
+    assert!(why.contains("loop"), "{why}");
+    assert_eq!(loop_reason(&twice, &deco_of("third@example.org")), None);
+}
+
+#[test]
+fn loop_marker_detection_ignores_case_folding_and_comments() {
+    let cases: [(&[u8], bool); 14] = [
+        (b"X-BeenThere: dev@example.org\r\n\r\n", true),
+        (b"x-beenthere: DEV@Example.ORG\n\n", true),
+        (b"X-BEENTHERE :\r\n\tdev@example.org \r\n\r\n", true),
+        (b"X-BeenThere: <dev@example.org>\r\n\r\n", true),
+        (b"X-BeenThere: dev@example.org (via ops)\r\n\r\n", true),
+        (b"X-BeenThere: dev\r\n @example.org\r\n\r\n", true),
+        (
+            b"X-BeenThere: a@b\r\nX-BeenThere: dev@example.org\r\n\r\n",
+            true,
+        ),
+        (b"X-BeenThere: ops@example.net\r\n\r\n", false),
+        (b"X-BeenThere: dev@example.org.evil\r\n\r\n", false),
+        (
+            b"X-BeenThere: (dev@example.org) ops@example.net\r\n\r\n",
+            false,
+        ),
+        (b"X-BeenThere-Not: dev@example.org\r\n\r\n", false),
+        (b"X-Been-There: dev@example.org\r\n\r\n", false),
+        (b"Subject: x\r\n\r\nX-BeenThere: dev@example.org\r\n", false),
+        (b"X-BeenThere: \xff\x00(\\\r\n\r\n", false),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(
+            been_there(raw, "dev@example.org"),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
+        assert_eq!(loop_reason(raw, &deco(None)).is_some(), want);
+    }
+    assert!(!been_there(b"X-BeenThere: \r\n\r\n", ""));
+}
+
+#[test]
+fn more_list_passes_than_the_hop_limit_are_a_loop() {
+    let hops = |n: usize| {
+        let mut raw: Vec<u8> = (0..n)
+            .flat_map(|i| format!("X-BeenThere: list{i}@example.net\r\n").into_bytes())
+            .collect();
+        raw.extend_from_slice(b"Subject: x\r\n\r\nbody\r\n");
+        raw
+    };
+    assert_eq!(loop_reason(&hops(MAX_LIST_HOPS), &deco(None)), None);
+    let why = loop_reason(&hops(MAX_LIST_HOPS + 1), &deco(None)).expect("a loop");
+    assert!(why.contains("11 lists"), "{why}");
+}
+
+#[test]
+fn read_receipt_requests_are_dropped_and_the_rest_kept() {
+    let raw = b"From: a@people.test\r\nDisposition-Notification-To: a@people.test\r\nX-Keep:  odd\r\n  folding\r\nreturn-receipt-to: <a@people.test>\r\nX-CONFIRM-READING-TO:\r\n a@people.test\r\nErrors-To : a@people.test\r\nX-PMRQC: 1\r\nSubject: hi\r\n\r\nErrors-To: stays in the body\r\n";
+    let out = run(raw, &deco(None));
+    let head = out.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(
+        head.starts_with("From: a@people.test\r\nX-Keep:  odd\r\n  folding\r\nSubject: [dev] hi\r\nX-BeenThere: dev@example.org\r\nList-Id:"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("\r\n\r\nErrors-To: stays in the body\r\n"),
+        "{out}"
+    );
 }
 
 #[test]
