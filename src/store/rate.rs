@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn the_list_budgets_are_apart_and_the_address_cap_is_shared() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = crate::store::test_dir();
         let s = Store::open(dir.path(), 1 << 20).expect("open");
         let now = 3600 * 5;
         let allow = |b, a: &str| s.rate_allow_in(b, "dev", a, now, 2, 2).expect("rate");
