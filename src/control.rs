@@ -28,8 +28,8 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 
 use crate::address::Address;
+use crate::context::Context;
 use crate::logging::escape_controls as esc;
-use crate::pipeline::Context;
 use crate::store::{now_secs, AddOutcome, Store, StoreError};
 
 /// Addresses per store transaction during an import.
@@ -105,7 +105,7 @@ async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::R
         let mut out = format!("version {}\n", env!("CARGO_PKG_VERSION"));
         out.push_str(&format!(
             "uptime_secs {}\n",
-            crate::server::uptime().as_secs()
+            crate::stats::uptime().as_secs()
         ));
         let cfg = ctx.config();
         out.push_str(&format!(
@@ -240,9 +240,7 @@ async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::R
         "approve" | "reject" => {
             let (token, reason) = args.split_once(' ').unwrap_or((args, ""));
             let reject = (verb == "reject").then(|| reason.to_string());
-            match crate::pipeline::request::operator_decision(&ctx, &list, token.trim(), reject)
-                .await
-            {
+            match crate::requests::operator_decision(&ctx, &list, token.trim(), reject).await {
                 Ok(sentence) => {
                     tracing::info!(list = %key, action = verb, token = %token, "operator decision");
                     format!("ok {}\n", sentence.replace('\n', " "))
@@ -318,7 +316,7 @@ async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::R
             match decision {
                 None => format!("err unknown decision {what:?}\n"),
                 Some(d) => {
-                    match crate::pipeline::hold::decide(&ctx, &list, token, d, reason, "operator")
+                    match crate::requests::held_decision(&ctx, &list, token, d, reason, "operator")
                         .await
                     {
                         Ok(Some(sentence)) => format!("ok {}\n", sentence.replace('\n', " ")),

@@ -14,6 +14,11 @@
 //! The session refuses a message deeper than `limits.max_mime_depth` before anything else
 //! parses it. [`parse`] is how the rest of the crate gets a full parse: its value takes
 //! nested messages apart with an explicit stack when it is dropped.
+//!
+//! It also owns the two things every reader of a message needs first: the one line-ending
+//! normaliser ([`normalize_line_endings`]) and the index of the header section ([`header`]).
+
+pub mod header;
 
 use std::borrow::Cow;
 use std::ops::Deref;
@@ -28,6 +33,23 @@ const ENCODED_LEVELS: usize = 3;
 /// The deepest nesting any configuration may allow (the top of `limits.max_mime_depth`).
 /// Every recursion over a parsed message in this crate is bounded by it.
 pub const DEPTH_CEILING: usize = 200;
+
+/// Bare LF -> CRLF (a lone CR stays). Returns Cow::Borrowed when already clean.
+pub fn normalize_line_endings(raw: &[u8]) -> Cow<'_, [u8]> {
+    let bare = |(i, &b): (usize, &u8)| b == b'\n' && (i == 0 || raw.get(i - 1) != Some(&b'\r'));
+    let count = raw.iter().enumerate().filter(|&x| bare(x)).count();
+    if count == 0 {
+        return Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len() + count);
+    for (i, &b) in raw.iter().enumerate() {
+        if bare((i, &b)) {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    Cow::Owned(out)
+}
 
 /// A message nested deeper than the limit that was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -48,6 +48,29 @@ impl Role {
     }
 }
 
+impl Role {
+    /// This role's address on `list`, with `delimiter` before an extension: the inverse of
+    /// [`route`] (`route(role.address(list, d)) == (list, role)`), and the one place that
+    /// spells role addresses for the mail listkeeper sends.
+    pub fn address(&self, list: &ListConfig, delimiter: char) -> String {
+        let (name, domain) = (&list.name, list.address.domain());
+        let with = |suffix: &str, ext: Option<&str>| match ext {
+            Some(e) => format!("{name}{suffix}{delimiter}{e}@{domain}"),
+            None => format!("{name}{suffix}@{domain}"),
+        };
+        match self {
+            Role::Post => with("", None),
+            Role::Request => with("-request", None),
+            Role::Join => with("-join", None),
+            Role::Leave => with("-leave", None),
+            Role::Unsubscribe(ext) => with("-leave", Some(ext)),
+            Role::Confirm(token) => with("-confirm", Some(token)),
+            Role::Owner => with("-owner", None),
+            Role::Bounces(ext) => with("-bounces", ext.as_deref()),
+        }
+    }
+}
+
 /// Where a recipient goes.
 #[derive(Debug, Clone)]
 pub enum Route {
@@ -165,6 +188,45 @@ mod tests {
             role_of(&reg, "dev-announce-owner@example.org"),
             Some(("dev-announce".into(), Role::Owner))
         );
+    }
+
+    #[test]
+    fn role_addresses_route_back_to_their_role() {
+        let (_d, reg) = registry();
+        for list in ["dev@example.org", "dev-announce@example.org"] {
+            let Some(ListState::Active(l)) = reg.get(list) else {
+                panic!("{list} is not active");
+            };
+            {
+                let delimiter = '+';
+                for role in [
+                    Role::Post,
+                    Role::Request,
+                    Role::Join,
+                    Role::Leave,
+                    Role::Unsubscribe("abcdefghijklmnopqrstuvwxyz.bob=x.org".into()),
+                    Role::Confirm("0123456789abcdef0123456789abcdef01234567".into()),
+                    Role::Owner,
+                    Role::Bounces(None),
+                    Role::Bounces(Some("bob=x.org".into())),
+                    Role::Bounces(Some("probe.0123456789abcdef".into())),
+                ] {
+                    let address = role.address(l, delimiter);
+                    match route(&reg, &address) {
+                        Route::List(got, r) => {
+                            assert_eq!((got.key(), r), (l.key(), role.clone()), "{address}")
+                        }
+                        _ => panic!("{address} does not route"),
+                    }
+                }
+            }
+        }
+        // The plain role addresses the list file's decoration uses agree with the grammar.
+        let Some(ListState::Active(l)) = reg.get("dev@example.org") else {
+            panic!("dev is not active");
+        };
+        assert_eq!(l.role_address("-request"), Role::Request.address(l, '+'));
+        assert_eq!(l.bounces_address(), Role::Bounces(None).address(l, '+'));
     }
 
     #[test]

@@ -12,18 +12,11 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, Listen};
+use crate::context::Context;
 use crate::lmtp::listener;
-use crate::pipeline::Context;
 use crate::registry::Registry;
 use crate::reinject::Pool;
 use crate::store::{Store, StoreError};
-
-static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-
-/// Time since the server started (zero before).
-pub fn uptime() -> std::time::Duration {
-    STARTED.get().map(|t| t.elapsed()).unwrap_or_default()
-}
 
 /// Tell systemd (Type=notify) about our state: `READY=1`, `STOPPING=1`. Does nothing
 /// without `$NOTIFY_SOCKET`.
@@ -304,7 +297,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     mut reload: mpsc::Receiver<()>,
 ) -> Result<(), ServerError> {
-    let _ = STARTED.set(std::time::Instant::now());
+    crate::stats::started();
     let root = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -337,7 +330,7 @@ pub async fn run(
         held_changed: tokio::sync::Notify::new(),
     });
     let limit = Arc::new(Semaphore::new(config.limits.max_sessions));
-    let deadlines = tokio::spawn(crate::pipeline::hold::run_deadlines(
+    let deadlines = tokio::spawn(crate::scheduled::run_deadlines(
         ctx.clone(),
         stop_rx.clone(),
     ));

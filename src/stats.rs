@@ -73,3 +73,15 @@ pub fn lines() -> Vec<String> {
     .map(|(n, v)| format!("{n} {v}"))
     .collect()
 }
+
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Note that the server has started (the first call counts).
+pub fn started() {
+    let _ = STARTED.set(std::time::Instant::now());
+}
+
+/// Time since the server started (zero before).
+pub fn uptime() -> std::time::Duration {
+    STARTED.get().map(|t| t.elapsed()).unwrap_or_default()
+}

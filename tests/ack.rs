@@ -252,7 +252,7 @@ async fn journal_skips_accepted_batches_across_a_restart() {
 }
 
 /// The store is released when the last task of the old context finishes.
-async fn wait_for_store(h: &Harness) -> std::sync::Arc<listkeeper::pipeline::Context> {
+async fn wait_for_store(h: &Harness) -> std::sync::Arc<listkeeper::context::Context> {
     for _ in 0..100 {
         if let Ok(store) = listkeeper::store::Store::open(&h.data_dir(), 1 << 20) {
             drop(store);

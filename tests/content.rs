@@ -18,8 +18,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use listkeeper::mime::normalize_line_endings;
 use listkeeper::pipeline::content::{filter_mime, ContentError, Filtered, MimeFilter};
-use listkeeper::pipeline::decorate::normalize_line_endings;
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
 const NOTE: &str = "[Parts of this message were removed by the list";

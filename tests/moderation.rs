@@ -419,10 +419,7 @@ async fn expired_held_posts_are_removed_and_the_poster_told() {
         .held_put(&h, b"some-key", b"Subject: old news\r\n\r\nx\r\n")
         .expect("put");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(listkeeper::pipeline::hold::run_deadlines(
-        w.ctx.clone(),
-        stop_rx,
-    ));
+    let task = tokio::spawn(listkeeper::scheduled::run_deadlines(w.ctx.clone(), stop_rx));
     for _ in 0..200 {
         if !w.mails_to("late@outside.test").is_empty() {
             break;

@@ -19,8 +19,8 @@ use std::time::Duration;
 use listkeeper::address::Address;
 use listkeeper::bounce::{self as bounces, Report, MAX_DIAGNOSTIC};
 use listkeeper::config::{Config, ConfigError, ListConfig};
-use listkeeper::pipeline::commands::{self, Command, QUOTE_MAX};
 use listkeeper::pipeline::decorate::{self as deco, Decoration};
+use listkeeper::requests::commands::{self, Command, QUOTE_MAX};
 use mail_parser::{MessageParser, PartType};
 
 /// The session refuses a message nested deeper than `limits.max_mime_depth` (default 50)
@@ -186,7 +186,7 @@ pub fn lmtp_session(data: &[u8]) {
     let out = rt.block_on(async {
         let store = listkeeper::store::Store::open(store_dir.path(), 1 << 16).expect("store");
         let (registry_tx, registry) = tokio::sync::watch::channel(w.registry.clone());
-        let ctx = Arc::new(listkeeper::pipeline::Context {
+        let ctx = Arc::new(listkeeper::context::Context {
             config: tokio::sync::watch::channel(w.config.clone()).1,
             registry,
             store,
@@ -300,13 +300,16 @@ pub fn decorate(data: &[u8]) {
     if past_session_depth(data) {
         return;
     }
-    let normalized = deco::normalize_line_endings(data);
+    let normalized = listkeeper::mime::normalize_line_endings(data);
     assert!(
         !has_bare_lf(&normalized),
         "normalize_line_endings left a bare LF"
     );
     assert!(
-        matches!(deco::normalize_line_endings(&normalized), Cow::Borrowed(_)),
+        matches!(
+            listkeeper::mime::normalize_line_endings(&normalized),
+            Cow::Borrowed(_)
+        ),
         "normalize_line_endings is not idempotent"
     );
     let _ = deco::carries_list_id(data, "dev.example.org");

@@ -23,6 +23,7 @@
 
 mod dsn;
 mod formats;
+pub mod handle;
 mod notice;
 mod text;
 mod verp;

@@ -10,7 +10,6 @@ use super::delivery::{self, Bounces, Delivery};
 use super::error::ConfigError;
 use super::moderation::{self, Content, Moderation, Posting};
 use crate::address::Address;
-use crate::pipeline::decorate::Decoration;
 
 /// How people join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -56,6 +55,29 @@ pub const ROLE_SUFFIXES: &[&str] = &[
     "-owner",
     "-bounces",
 ];
+
+/// What a list adds to every post it distributes.
+#[derive(Debug, Clone)]
+pub struct Decoration {
+    /// RFC 2919 list identifier without brackets, e.g. "dev.example.org".
+    pub list_id: String,
+    /// Human name of the list (may be non-ASCII UTF-8, may be empty).
+    pub display_name: String,
+    /// e.g. "[dev]"; None or empty = no prefix.
+    pub subject_prefix: Option<String>,
+    /// Already-rendered footer text (UTF-8, lines separated by \n or \r\n); None = no footer.
+    pub footer: Option<String>,
+    /// Address for List-Post, e.g. "dev@example.org".
+    pub post_address: String,
+    /// Address for List-Help, e.g. "dev-request@example.org".
+    pub request_address: String,
+    /// Address for List-Subscribe, e.g. "dev-join@example.org".
+    pub subscribe_address: String,
+    /// Address for List-Unsubscribe, e.g. "dev-leave@example.org".
+    pub unsubscribe_address: String,
+    /// Address for List-Owner, e.g. "dev-owner@example.org".
+    pub owner_address: String,
+}
 
 /// A validated list, shared read-only (`Arc`) by every session that uses it.
 #[derive(Debug, Clone)]

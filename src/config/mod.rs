@@ -11,5 +11,5 @@ pub use error::ConfigError;
 pub use global::{
     Config, Limits, Listen, ReinjectConfig, RequestsConfig, ServerConfig, StoreConfig,
 };
-pub use list::{ListConfig, Roster, Subscription, SubscriptionPolicy};
+pub use list::{Decoration, ListConfig, Roster, Subscription, SubscriptionPolicy};
 pub use moderation::{Action, PostingPolicy};

@@ -10,9 +10,10 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+use super::reply::Said;
+use super::session::Backend;
 use super::Session;
 use crate::config::Listen;
-use crate::pipeline::Context;
 
 /// A bound listener, ready to accept.
 pub enum Bound {
@@ -117,9 +118,9 @@ pub fn remove_stale_socket(path: &Path) -> std::io::Result<()> {
 }
 
 /// Accept sessions until shutdown, then wait for the sessions in flight.
-pub async fn serve(
+pub async fn serve<B: Backend>(
     bound: Bound,
-    ctx: Arc<Context>,
+    ctx: Arc<B>,
     limit: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -164,9 +165,9 @@ async fn accept(bound: &Bound) -> std::io::Result<Stream> {
     }
 }
 
-async fn run_session(
+async fn run_session<B: Backend>(
     stream: Stream,
-    ctx: Arc<Context>,
+    ctx: Arc<B>,
     shutdown: watch::Receiver<bool>,
     limit: Arc<Semaphore>,
 ) {
@@ -176,17 +177,15 @@ async fn run_session(
     }
 }
 
-async fn guarded<S: AsyncRead + AsyncWrite + Unpin>(
+async fn guarded<S: AsyncRead + AsyncWrite + Unpin, B: Backend>(
     mut s: S,
-    ctx: Arc<Context>,
+    ctx: Arc<B>,
     shutdown: watch::Receiver<bool>,
     limit: Arc<Semaphore>,
 ) {
     let Ok(_permit) = limit.try_acquire_owned() else {
         tracing::warn!("too many concurrent LMTP sessions; refusing one");
-        let _ = s
-            .write_all(b"421 4.3.2 too many concurrent sessions, try again later\r\n")
-            .await;
+        let _ = s.write_all(Said::Busy.reply().to_line().as_bytes()).await;
         return;
     };
     crate::stats::SESSIONS.inc();

@@ -76,7 +76,7 @@ fn defaults_validate_and_carry_the_tokens() {
 
 #[test]
 fn the_confirmation_subject_is_understood_as_a_command_when_replied_to() {
-    use crate::pipeline::commands::{parse, Command};
+    use crate::requests::commands::{parse, Command};
     let token = "AbCdEfGhIjKlMnOp_-12";
     let mut v = vars(Kind::ConfirmJoin);
     v.insert("token", token.into());

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use super::personal::Personal;
-use super::{blocking, Context, PostError};
 use crate::config::ListConfig;
+use crate::context::{blocking, Context};
+use crate::outcome::PostError;
 use crate::reinject::{RcptStatus, TxError, Wire};
 use crate::store::members::{FLAG_DISABLED, FLAG_NOMAIL};
 use crate::store::{DoneBatch, JournalKey, Member};
@@ -90,7 +91,7 @@ impl Journal {
         let except: Vec<String> = statuses
             .iter()
             .zip(&batch.keys)
-            .filter(|(s, _)| matches!(s, RcptStatus::Deferred(_)))
+            .filter(|(s, _)| s.is_deferred())
             .map(|(_, k)| k.clone())
             .collect();
         if !self.always && except.is_empty() {
@@ -229,7 +230,8 @@ pub async fn fan_out(
     }
 }
 
-/// One transaction per member, `parallel` at a time; each member's own outcome.
+/// One transaction per member, `parallel` at a time; each member's own outcome (a failed
+/// transaction is that member's [`RcptStatus::Failed`]).
 async fn personal_batch(
     pool: &crate::reinject::Pool,
     list: &Arc<ListConfig>,
@@ -237,6 +239,12 @@ async fn personal_batch(
     rcpts: &[String],
     parallel: usize,
 ) -> Vec<RcptStatus> {
+    let lost = |reason: &str| {
+        RcptStatus::Failed(TxError::Connection {
+            reason: reason.into(),
+            data_sent: true,
+        })
+    };
     let mut out: Vec<Option<RcptStatus>> = vec![None; rcpts.len()];
     let mut running: JoinSet<(usize, RcptStatus)> = JoinSet::new();
     for (i, member) in rcpts.iter().enumerate() {
@@ -251,9 +259,10 @@ async fn personal_batch(
             let status = match pool.send(from, vec![member], Arc::new(wire)).await {
                 Ok(mut s) => s
                     .pop()
-                    .unwrap_or(RcptStatus::Deferred("no reply for the recipient".into())),
-                Err(TxError::Permanent(m)) => RcptStatus::Refused(m),
-                Err(e) => RcptStatus::Deferred(e.to_string()),
+                    .unwrap_or_else(|| lost("the MTA gave no reply for the recipient")),
+                Err(TxError::Replied(r)) if r.is_permanent() => RcptStatus::Refused(r),
+                Err(TxError::Replied(r)) => RcptStatus::Deferred(r),
+                Err(e) => RcptStatus::Failed(e),
             };
             (i, status)
         });
@@ -264,7 +273,7 @@ async fn personal_batch(
         }
     }
     out.into_iter()
-        .map(|s| s.unwrap_or(RcptStatus::Deferred("transaction task failed".into())))
+        .map(|s| s.unwrap_or_else(|| lost("the transaction task failed")))
         .collect()
 }
 
@@ -310,7 +319,10 @@ fn settle(
     } = match joined {
         Ok(r) => r,
         Err(e) => {
-            failure.get_or_insert(PostError::MtaConnection(format!("batch task failed: {e}")));
+            failure.get_or_insert(PostError::Mta(TxError::Connection {
+                reason: format!("batch task failed: {e}"),
+                data_sent: true,
+            }));
             return;
         }
     };
@@ -319,30 +331,32 @@ fn settle(
         Err(e) => {
             let e = PostError::from(e);
             // A permanent refusal outranks a temporary one: retrying would not help.
-            if matches!(e, PostError::MtaRefused(_)) || failure.is_none() {
+            if e.is_permanent() || failure.is_none() {
                 *failure = Some(e);
             }
             return;
         }
     };
-    let mut deferred = 0;
-    for (status, rcpt) in statuses.iter().zip(&batch.rcpts) {
+    for (status, rcpt) in statuses.into_iter().zip(&batch.rcpts) {
         match status {
             RcptStatus::Accepted => stats.accepted += 1,
             RcptStatus::Refused(why) => {
                 stats.refused += 1;
                 tracing::info!(member = %rcpt, reply = %why, "the MTA refused a member address");
             }
+            RcptStatus::Failed(e) if e.is_permanent() => {
+                stats.refused += 1;
+                tracing::info!(member = %rcpt, error = %e, "a member's copy cannot be sent");
+            }
             RcptStatus::Deferred(why) => {
                 tracing::info!(member = %rcpt, reply = %why, "the MTA deferred a member address");
-                deferred += 1;
+                failure.get_or_insert(PostError::Deferred(why));
+            }
+            RcptStatus::Failed(e) => {
+                tracing::info!(member = %rcpt, error = %e, "a member's copy was not sent");
+                failure.get_or_insert(PostError::Mta(e));
             }
         }
-    }
-    if deferred > 0 {
-        failure.get_or_insert(PostError::MtaDeferred(format!(
-            "{deferred} recipient(s) deferred"
-        )));
     }
     match journal {
         None => {}

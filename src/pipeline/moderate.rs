@@ -9,10 +9,13 @@
 
 use std::sync::Arc;
 
-use super::{blocking, content, Context, PostError};
+use super::content;
+use super::post::Post;
 use crate::address::{Address, EnvelopeSender};
 use crate::config::moderation::{Action, AddressPattern};
 use crate::config::{ListConfig, PostingPolicy};
+use crate::context::{blocking, Context};
+use crate::outcome::PostError;
 use crate::store::members::FLAG_MODERATED;
 use crate::store::now_secs;
 
@@ -56,16 +59,15 @@ fn any_match(patterns: &[AddressPattern], who: &[Address]) -> bool {
     })
 }
 
-/// Decide for `raw` (CRLF-normalised) sent by `sender` (envelope) to `list`.
+/// Decide for `post` sent by `sender` (envelope) to `list`.
 pub async fn moderate(
     ctx: &Context,
     list: &Arc<ListConfig>,
     sender: &EnvelopeSender,
-    raw: &[u8],
+    post: &Post<'_>,
 ) -> Result<Verdict, PostError> {
-    let from = super::classify::from_address(raw);
     let mut who: Vec<Address> = Vec::with_capacity(2);
-    if let Some(a) = &from {
+    if let Some(a) = post.from() {
         who.push(a.clone());
     }
     // An envelope sender that is no strict address identifies nobody: it matches no member and
@@ -91,7 +93,7 @@ pub async fn moderate(
     }
     let c = &list.content;
     if c.duplicate_days > 0 {
-        let id = super::classify::message_id(raw);
+        let id = post.message_id().to_string();
         if !id.is_empty() {
             let since = now_secs().saturating_sub(u64::from(c.duplicate_days) * 86_400);
             let (store, key) = (ctx.store.clone(), list.key());
@@ -126,7 +128,7 @@ pub async fn moderate(
     if matches!(v.action, Action::Discard | Action::Reject) {
         return Ok(v);
     }
-    content_rules(list, raw, &mut v);
+    content_rules(list, post, &mut v);
     Ok(v)
 }
 
@@ -185,8 +187,9 @@ async fn policy(
 
 /// The content rules of the list: size, explicit recipients, header rules, administrivia,
 /// implicit destination, then MIME filtering (which may replace the message).
-fn content_rules(list: &ListConfig, raw: &[u8], v: &mut Verdict) {
+fn content_rules(list: &ListConfig, post: &Post<'_>, v: &mut Verdict) {
     let c = &list.content;
+    let raw = post.bytes();
     if let Some((limit, action)) = c.max_size {
         if raw.len() > limit {
             v.add(
@@ -199,23 +202,23 @@ fn content_rules(list: &ListConfig, raw: &[u8], v: &mut Verdict) {
         }
     }
     if let Some((limit, action)) = c.max_recipients {
-        let n = content::explicit_recipients(raw);
+        let n = post.headers().map_or(0, content::explicit_recipients);
         if n > limit {
             v.add(action, format!("the message has {n} explicit recipients (To and Cc), more than the list's limit of {limit}"));
         }
     }
     for rule in &c.rules {
-        if content::header_matches(raw, &rule.header, &rule.pattern) {
+        let hit = post
+            .headers()
+            .is_some_and(|h| content::header_matches(raw, h, &rule.header, &rule.pattern));
+        if hit {
             v.add(rule.action, rule.reason.clone());
         }
     }
     if let Some(action) = c.administrivia {
-        let msg = crate::mime::parse(raw);
-        let subject = msg.as_ref().and_then(|m| m.subject()).unwrap_or("");
-        let body = msg
-            .as_ref()
-            .and_then(|m| m.body_text(0))
-            .unwrap_or_default();
+        let msg = post.tree();
+        let subject = msg.and_then(|m| m.subject()).unwrap_or("");
+        let body = msg.and_then(|m| m.body_text(0)).unwrap_or_default();
         if content::is_administrivia(subject, &body) {
             v.add(
                 action,
@@ -227,7 +230,10 @@ fn content_rules(list: &ListConfig, raw: &[u8], v: &mut Verdict) {
         }
     }
     if let Some(action) = c.implicit_destination {
-        if !content::addressed_to(raw, &[list.key()]) {
+        if !post
+            .headers()
+            .is_some_and(|h| content::addressed_to(h, &[list.key()]))
+        {
             v.add(
                 action,
                 "the list is not among the recipients (To or Cc) of the message",
@@ -240,7 +246,11 @@ fn content_rules(list: &ListConfig, raw: &[u8], v: &mut Verdict) {
             drop_types: c.mime.drop_types.clone(),
             collapse_alternatives: c.mime.collapse_alternatives,
         };
-        match content::filter_mime(raw, &filter) {
+        let filtered = match post.tree() {
+            Some(tree) => content::filter_parsed(raw, tree, &filter),
+            None => Err(content::ContentError::Malformed("no header section")),
+        };
+        match filtered {
             Ok(None) => {}
             Ok(Some(f)) => {
                 tracing::info!(list = %list.key(), removed = ?f.removed, "parts removed from a post");

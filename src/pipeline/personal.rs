@@ -13,6 +13,7 @@ use super::decorate::Prepared;
 use crate::bounce::{decode_verp as unverp, encode_verp as verp};
 use crate::config::ListConfig;
 use crate::reinject::Wire;
+use crate::route::Role;
 use crate::store::ct_eq;
 
 /// Bytes of the MAC shown in an unsubscribe address (128 bits, as many as a token's secret).
@@ -70,12 +71,7 @@ fn base32(bytes: &[u8]) -> String {
 
 /// The envelope sender for `member`'s copy: `NAME-bounces+LOCAL=DOMAIN@LISTDOMAIN`.
 pub fn verp_sender(list: &ListConfig, delimiter: char, member: &str) -> String {
-    format!(
-        "{}-bounces{delimiter}{}@{}",
-        list.name,
-        verp(member),
-        list.address.domain()
-    )
+    Role::Bounces(Some(verp(member))).address(list, delimiter)
 }
 
 /// `member`'s own unsubscribe address.
@@ -86,13 +82,8 @@ pub fn unsubscribe_address(
     member: &str,
 ) -> String {
     let key = member.to_lowercase();
-    format!(
-        "{}-leave{delimiter}{}.{}@{}",
-        list.name,
-        mac_text(secret, &list.key(), &key),
-        verp(&key),
-        list.address.domain()
-    )
+    let ext = format!("{}.{}", mac_text(secret, &list.key(), &key), verp(&key));
+    Role::Unsubscribe(ext).address(list, delimiter)
 }
 
 /// The member an unsubscribe extension (`MAC.LOCAL=DOMAIN`) names, if its MAC is right.

@@ -92,20 +92,81 @@ pub enum RcptStatus {
     /// The MTA took responsibility.
     Accepted,
     /// 4xx: try again later.
-    Deferred(String),
+    Deferred(MtaReply),
     /// 5xx: this address will never work (logged; bounce handling comes later).
-    Refused(String),
+    Refused(MtaReply),
+    /// The recipient's own transaction failed as a whole (personalized delivery sends one
+    /// transaction per member).
+    Failed(TxError),
 }
 
-/// A transaction that did not complete as a whole.
+impl RcptStatus {
+    /// Not accepted, and worth trying again later.
+    pub fn is_deferred(&self) -> bool {
+        match self {
+            RcptStatus::Deferred(_) => true,
+            RcptStatus::Failed(e) => !e.is_permanent(),
+            RcptStatus::Accepted | RcptStatus::Refused(_) => false,
+        }
+    }
+}
+
+/// One reply of the MTA as it gave it: kept structured up to the LMTP reply mapping and the
+/// log, never flattened into a sentence to be matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtaReply {
+    /// The SMTP command or stage it answered ("MAIL FROM", "RCPT TO", "end of data"...).
+    pub stage: &'static str,
+    /// Basic reply code.
+    pub code: u16,
+    /// Enhanced status code (RFC 3463), when the MTA gave one.
+    pub esc: Option<(u8, u8, u8)>,
+    /// The MTA's text, its lines joined by spaces.
+    pub text: String,
+}
+
+impl MtaReply {
+    fn of(r: &Response<String>, stage: &'static str) -> MtaReply {
+        MtaReply {
+            stage,
+            code: r.code,
+            esc: (r.esc[0] > 0).then_some((r.esc[0], r.esc[1], r.esc[2])),
+            text: r.message.replace(['\r', '\n'], " "),
+        }
+    }
+
+    /// A 5xx reply: the same request will never work.
+    pub fn is_permanent(&self) -> bool {
+        self.code / 100 == 5
+    }
+}
+
+impl std::fmt::Display for MtaReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.stage, self.code)?;
+        if let Some((a, b, c)) = self.esc {
+            write!(f, " {a}.{b}.{c}")?;
+        }
+        write!(f, " {}", self.text)
+    }
+}
+
+/// A transaction that did not complete as a whole. Whether it is worth retrying is
+/// [`TxError::is_permanent`], decided by the variant and the MTA's code, never by text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {
-    /// 4xx to MAIL, DATA or the final dot, or a refused connection: retry later.
-    #[error("temporary failure: {0}")]
-    Temporary(String),
-    /// 5xx to MAIL, DATA or the final dot.
-    #[error("permanent failure: {0}")]
-    Permanent(String),
+    /// The MTA answered a stage of the transaction (greeting, MAIL, DATA, the final dot) with
+    /// a 4xx or 5xx reply.
+    #[error("the MTA answered {0}")]
+    Replied(MtaReply),
+    /// No connection to the MTA could be had: refused, timed out, backing off after such a
+    /// failure, or the pool has stopped.
+    #[error("MTA unreachable: {0}")]
+    Unreachable(String),
+    /// listkeeper would not send this transaction (an envelope address with forbidden
+    /// characters): retrying cannot help.
+    #[error("not sent: {0}")]
+    Invalid(String),
     /// The connection broke or timed out. `data_sent` tells whether the server may have
     /// accepted the message (only then is a retry a possible duplicate).
     #[error("connection failed: {reason}")]
@@ -115,6 +176,17 @@ pub enum TxError {
         /// Whether the message body had been sent.
         data_sent: bool,
     },
+}
+
+impl TxError {
+    /// True when retrying the same transaction cannot succeed (5xx, or refused by us).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            TxError::Replied(r) => r.is_permanent(),
+            TxError::Invalid(_) => true,
+            TxError::Unreachable(_) | TxError::Connection { .. } => false,
+        }
+    }
 }
 
 /// The SMTP conversation over any byte stream (a TcpStream in the pool, a duplex in tests).
@@ -134,15 +206,6 @@ fn conn_err(reason: impl Into<String>, data_sent: bool) -> TxError {
     TxError::Connection {
         reason: reason.into(),
         data_sent,
-    }
-}
-
-fn describe(r: &Response<String>) -> String {
-    let msg = r.message.replace('\n', " ");
-    if r.esc[0] > 0 {
-        format!("{} {}.{}.{} {}", r.code, r.esc[0], r.esc[1], r.esc[2], msg)
-    } else {
-        format!("{} {}", r.code, msg)
     }
 }
 
@@ -211,8 +274,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         if from.contains(['\r', '\n', '<', '>'])
             || rcpts.iter().any(|r| r.contains(['\r', '\n', '<', '>']))
         {
-            return Err(TxError::Permanent(
-                "refusing an envelope address with forbidden characters".into(),
+            return Err(TxError::Invalid(
+                "an envelope address with forbidden characters".into(),
             ));
         }
         let reset = self.used;
@@ -362,18 +425,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 fn rcpt_status(r: &Response<String>) -> RcptStatus {
     match r.code / 100 {
         2 => RcptStatus::Accepted,
-        5 => RcptStatus::Refused(describe(r)),
-        _ => RcptStatus::Deferred(describe(r)),
+        5 => RcptStatus::Refused(MtaReply::of(r, "RCPT TO")),
+        _ => RcptStatus::Deferred(MtaReply::of(r, "RCPT TO")),
     }
 }
 
-fn classify(r: &Response<String>, stage: &str) -> TxError {
-    let text = format!("{stage}: {}", describe(r));
-    if r.code / 100 == 5 {
-        TxError::Permanent(text)
-    } else {
-        TxError::Temporary(text)
-    }
+fn classify(r: &Response<String>, stage: &'static str) -> TxError {
+    TxError::Replied(MtaReply::of(r, stage))
 }
 
 #[cfg(test)]

@@ -3,5 +3,5 @@
 pub mod client;
 pub mod pool;
 
-pub use client::{RcptStatus, TxError, Wire};
+pub use client::{MtaReply, RcptStatus, TxError, Wire};
 pub use pool::Pool;

@@ -137,12 +137,15 @@ impl Pool {
             reply,
         };
         if self.tx.send(job).await.is_err() {
-            return Err(TxError::Temporary(
+            return Err(TxError::Unreachable(
                 "the re-injection pool has stopped".into(),
             ));
         }
-        rx.await
-            .unwrap_or_else(|_| Err(TxError::Temporary("the re-injection worker stopped".into())))
+        rx.await.unwrap_or_else(|_| {
+            Err(TxError::Unreachable(
+                "the re-injection worker stopped".into(),
+            ))
+        })
     }
 }
 
@@ -224,17 +227,18 @@ impl Worker {
                 other => return other,
             }
         }
-        Err(TxError::Temporary(
-            "the MTA keeps closing the connection".into(),
-        ))
+        Err(TxError::Connection {
+            reason: "the MTA keeps closing the connection".into(),
+            data_sent: false,
+        })
     }
 
     async fn connect(&mut self) -> Result<&mut Client<TcpStream>, TxError> {
         if self.conn.is_none() {
             if let Some(at) = self.retry_at {
                 if Instant::now() < at {
-                    return Err(TxError::Temporary(format!(
-                        "the MTA at {} is unreachable; retrying shortly",
+                    return Err(TxError::Unreachable(format!(
+                        "the MTA at {} could not be reached; retrying shortly",
                         self.target
                     )));
                 }
@@ -249,8 +253,10 @@ impl Worker {
                     tracing::warn!(worker = self.id, target = %self.target, error = %e, backoff_ms = self.backoff.as_millis() as u64, "cannot connect to the MTA");
                     self.retry_at = Some(Instant::now() + self.backoff);
                     self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                    // Whatever went wrong while connecting (a refused connection, a broken
+                    // greeting, a 4xx/5xx greeting or HELO), no transaction was started.
                     return Err(match e {
-                        TxError::Connection { reason, .. } => TxError::Temporary(reason),
+                        TxError::Connection { reason, .. } => TxError::Unreachable(reason),
                         e => e,
                     });
                 }
@@ -258,7 +264,7 @@ impl Worker {
         }
         self.conn
             .as_mut()
-            .ok_or_else(|| TxError::Temporary("no connection".into()))
+            .ok_or_else(|| TxError::Unreachable("no connection".into()))
     }
 
     async fn open(&self) -> Result<Client<TcpStream>, TxError> {
@@ -266,13 +272,13 @@ impl Worker {
         let stream = match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                return Err(TxError::Temporary(format!(
+                return Err(TxError::Unreachable(format!(
                     "connect to {}: {e}",
                     self.target
                 )))
             }
             Err(_) => {
-                return Err(TxError::Temporary(format!(
+                return Err(TxError::Unreachable(format!(
                     "connect to {}: timed out",
                     self.target
                 )))

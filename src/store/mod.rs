@@ -37,7 +37,7 @@ pub use journal::{DoneBatch, JournalKey};
 pub use members::{AddOutcome, Member};
 pub use pending::{Completion, Pending, PendingKind};
 pub use rate::Budget;
-pub use token::{ct_eq, well_formed as token_well_formed};
+pub use token::{ct_eq, new_token, well_formed as token_well_formed};
 
 /// The store file inside `data_dir`.
 pub const FILE_NAME: &str = "listkeeper.redb";

@@ -68,6 +68,16 @@ pub(super) fn find_token<'t, V: Value + 'static>(
     Ok(found)
 }
 
+/// A fresh token: 160 random bits from the OS, lowercase hex (addresses are case-insensitive).
+/// The store reads the first 8 digits as a public lookup id and the other 32 (128 bits) as
+/// the secret, so all 40 digits must stay random. Without randomness there is no token (no
+/// weaker fallback): the caller answers with a temporary error.
+pub fn new_token() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Backend(format!("no randomness: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// A well-formed token for tests: lookup id `id`, secret `secret`.
 #[cfg(test)]
 pub(super) fn sample(id: u32, secret: u128) -> String {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use listkeeper::address::Address;
 use listkeeper::config::Config;
-use listkeeper::pipeline::Context;
+use listkeeper::context::Context;
 use listkeeper::registry::Registry;
 use listkeeper::reinject::Pool;
 use listkeeper::store::Store;

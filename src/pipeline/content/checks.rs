@@ -1,12 +1,13 @@
 //! The small content tests moderation builds its rules from: how many explicit recipients a
 //! post has, whether the list itself is among them, whether the post is really a membership
 //! command ("administrivia"), and whether a header field matches an operator's pattern.
-//! Each reads only the top-level header section (or the text it is given).
+//! Each reads only the top-level header section, as the post's one header parse gives it (or
+//! the text it is given).
 
 use std::collections::HashSet;
 
 use mail_parser::parsers::MessageStream;
-use mail_parser::{Address, Header, HeaderName, HeaderValue, MessageParser};
+use mail_parser::{Address, Header, HeaderName, HeaderValue, Message};
 
 /// Body lines looked at for a command.
 const ADMIN_LINES: usize = 5;
@@ -17,15 +18,18 @@ const ADMIN_MAX_WORDS: usize = 6;
 
 /// Number of distinct addresses in To and Cc (all occurrences, groups flattened, compared
 /// without regard to case) — "explicit recipients".
-pub fn explicit_recipients(raw: &[u8]) -> usize {
+pub fn explicit_recipients(headers: &Message<'_>) -> usize {
     // A set: a crafted field can hold hundreds of thousands of addresses.
-    recipients(raw).into_iter().collect::<HashSet<_>>().len()
+    recipients(headers)
+        .into_iter()
+        .collect::<HashSet<_>>()
+        .len()
 }
 
 /// True when one of `addresses` (lowercase `local@domain`) appears in To or Cc
 /// (case-insensitive) — false means "implicit destination" (the list was Bcc'd).
-pub fn addressed_to(raw: &[u8], addresses: &[String]) -> bool {
-    recipients(raw).iter().any(|r| {
+pub fn addressed_to(headers: &Message<'_>, addresses: &[String]) -> bool {
+    recipients(headers).iter().any(|r| {
         addresses
             .iter()
             .any(|a| a.trim().eq_ignore_ascii_case(r.as_str()))
@@ -33,10 +37,7 @@ pub fn addressed_to(raw: &[u8], addresses: &[String]) -> bool {
 }
 
 /// Every address of every To and Cc field, lower-cased, groups flattened.
-fn recipients(raw: &[u8]) -> Vec<String> {
-    let Some(message) = MessageParser::default().parse_headers(raw) else {
-        return Vec::new();
-    };
+fn recipients(message: &Message<'_>) -> Vec<String> {
     let mut found = Vec::new();
     let Some(root) = message.parts.first() else {
         return found;
@@ -168,13 +169,15 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// Header match rule: the decoded value (encoded words decoded, folding removed) of every
-/// occurrence of `header` (case-insensitive name) in the top-level header section, tested
-/// with `pattern`; true when one matches.
-pub fn header_matches(raw: &[u8], header: &str, pattern: &regex::Regex) -> bool {
-    let Some(message) = MessageParser::default().parse_headers(raw) else {
-        return false;
-    };
-    let Some(root) = message.parts.first() else {
+/// occurrence of `header` (case-insensitive name) in the top-level header section of `raw`
+/// (`headers` is its parse), tested with `pattern`; true when one matches.
+pub fn header_matches(
+    raw: &[u8],
+    headers: &Message<'_>,
+    header: &str,
+    pattern: &regex::Regex,
+) -> bool {
+    let Some(root) = headers.parts.first() else {
         return false;
     };
     let wanted = header.trim().trim_end_matches(':');

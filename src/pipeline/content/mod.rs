@@ -28,7 +28,18 @@ mod tree;
 
 pub use checks::{addressed_to, explicit_recipients, header_matches, is_administrivia};
 
-use super::decorate::normalize_line_endings;
+use crate::mime::normalize_line_endings;
+
+/// What filtering does with one part (decided by `tree`, carried out by `splice`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// Its bytes are copied unchanged.
+    Keep,
+    /// It goes, with its delimiter line.
+    Remove,
+    /// These bytes take its place (header and body).
+    Replace(Vec<u8>),
+}
 
 /// `content.pass_types` / `content.drop_types` / `content.collapse_alternatives` of a list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -143,7 +154,19 @@ pub fn filter_mime(raw: &[u8], f: &MimeFilter) -> Result<Option<Filtered>, Conte
     let normalized = normalize_line_endings(raw);
     let m: &[u8] = &normalized;
     let message = crate::mime::parse(m).ok_or(ContentError::Malformed("no header section"))?;
-    let mut walk = tree::Walk::new(m, &message, f);
+    filter_parsed(m, &message, f)
+}
+
+/// [`filter_mime`] of a CRLF message `m` that is already parsed (`message` is its parse).
+pub fn filter_parsed(
+    m: &[u8],
+    message: &mail_parser::Message<'_>,
+    f: &MimeFilter,
+) -> Result<Option<Filtered>, ContentError> {
+    if !f.is_active() {
+        return Ok(None);
+    }
+    let mut walk = tree::Walk::new(m, message, f);
     let message = match walk.root()? {
         tree::Root::Unchanged => return Ok(None),
         tree::Root::Rebuilt(bytes) => bytes,

@@ -8,8 +8,7 @@ use std::collections::HashSet;
 
 use mail_parser::{Header, MessagePart, MimeHeaders};
 
-use super::tree::Outcome;
-use super::ContentError;
+use super::{ContentError, Outcome};
 
 /// The note's first words; its text lists the removed types after them.
 const NOTE: &str = "[Parts of this message were removed by the list";

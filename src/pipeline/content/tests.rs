@@ -3,6 +3,23 @@ use regex::Regex;
 
 use super::*;
 
+// The checks as a stage calls them: on the post's one parse of its header section.
+fn headers(raw: &[u8]) -> Option<mail_parser::Message<'_>> {
+    MessageParser::default().parse_headers(raw)
+}
+
+fn explicit_recipients(raw: &[u8]) -> usize {
+    headers(raw).map_or(0, |h| checks::explicit_recipients(&h))
+}
+
+fn addressed_to(raw: &[u8], addresses: &[String]) -> bool {
+    headers(raw).is_some_and(|h| checks::addressed_to(&h, addresses))
+}
+
+fn header_matches(raw: &[u8], header: &str, pattern: &Regex) -> bool {
+    headers(raw).is_some_and(|h| checks::header_matches(raw, &h, header, pattern))
+}
+
 fn drop(types: &[&str]) -> MimeFilter {
     MimeFilter {
         drop_types: types.iter().map(|t| t.to_string()).collect(),

@@ -4,23 +4,12 @@
 
 use mail_parser::{HeaderName, Message, MessagePart, MimeHeaders, PartType};
 
-use super::{splice, ContentError, MimeFilter};
+use super::{splice, ContentError, MimeFilter, Outcome};
 
 /// Deeper nesting than this is not followed: no real mail comes close, and the walk recurses.
 const MAX_DEPTH: usize = 40;
 /// Longest type or subtype taken as one; longer ones are unreadable.
 const MAX_TOKEN: usize = 64;
-
-/// What happens to one part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Outcome {
-    /// Its bytes are copied unchanged.
-    Keep,
-    /// It goes, with its delimiter line.
-    Remove,
-    /// These bytes take its place (header and body).
-    Replace(Vec<u8>),
-}
 
 /// What happens to the whole message.
 pub(super) enum Root {

@@ -8,6 +8,7 @@ use mail_parser::parsers::MessageStream;
 use mail_parser::HeaderValue;
 
 use super::Decoration;
+pub(super) use crate::mime::header::{is_wsp, scan, Field, HeaderBlock};
 
 /// Soft limit for lines we generate (RFC 5322 2.1.1).
 const LINE_LIMIT: usize = 78;
@@ -39,122 +40,24 @@ const RECEIPT_FIELDS: &[&str] = &[
 /// between rewrote their own fields.
 pub(super) const BEEN_THERE: &str = "x-beenthere";
 
-/// One header field: `start..end` is the first line and its continuation lines, line ends
-/// included; `colon` is the index of the `:` after the name.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Field {
-    pub start: usize,
-    pub colon: usize,
-    pub end: usize,
+/// What the list does with a field of the post.
+pub(super) trait ListField {
+    /// One of the fields the list replaces.
+    fn is_list_field(&self, raw: &[u8]) -> bool;
+    /// A request for a read receipt or a report, which the list drops.
+    fn is_receipt_request(&self, raw: &[u8]) -> bool;
 }
 
-impl Field {
-    /// The field name, without the whitespace that obsolete syntax allows before the colon.
-    pub fn name<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
-        let name = raw.get(self.start..self.colon).unwrap_or_default();
-        let len = name.len() - name.iter().rev().take_while(|b| is_wsp(**b)).count();
-        name.get(..len).unwrap_or_default()
-    }
-
-    /// True when the name equals `lower` (given in lower case), ignoring case.
-    pub fn is(&self, raw: &[u8], lower: &str) -> bool {
-        self.name(raw).eq_ignore_ascii_case(lower.as_bytes())
-    }
-
-    /// The whole field as it appears in the message.
-    pub fn bytes<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
-        raw.get(self.start..self.end).unwrap_or_default()
-    }
-
-    /// The raw value: everything after the colon, folds and final line end included.
-    pub fn value<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
-        raw.get(self.colon + 1..self.end).unwrap_or_default()
-    }
-
+impl ListField for Field {
     /// One of the fields the list replaces.
-    pub fn is_list_field(&self, raw: &[u8]) -> bool {
+    fn is_list_field(&self, raw: &[u8]) -> bool {
         LIST_FIELDS.iter().any(|n| self.is(raw, n))
     }
 
     /// A field asking for a read receipt or a delivery report (see [`RECEIPT_FIELDS`]).
-    pub fn is_receipt_request(&self, raw: &[u8]) -> bool {
+    fn is_receipt_request(&self, raw: &[u8]) -> bool {
         RECEIPT_FIELDS.iter().any(|n| self.is(raw, n))
     }
-
-    /// A MIME `Content-*` field (RFC 2045 9: they all describe the body, so they move with it).
-    pub fn is_content_field(&self, raw: &[u8]) -> bool {
-        self.name(raw)
-            .get(..8)
-            .is_some_and(|p| p.eq_ignore_ascii_case(b"content-"))
-    }
-}
-
-/// The header section as found in the message.
-#[derive(Debug, Default)]
-pub(super) struct HeaderBlock {
-    pub fields: Vec<Field>,
-    /// Where the section ends (the blank line, or the first line that is not a field).
-    pub end: usize,
-    /// Where the body starts (after the blank line when there is one).
-    pub body_start: usize,
-    /// Whether a blank line separates header and body.
-    pub separator: bool,
-}
-
-/// Splits the header section. A line that is neither a field nor a continuation ends the
-/// section without a separator (as Postfix's cleanup treats it). Works on LF and CRLF input.
-pub(super) fn scan(raw: &[u8]) -> HeaderBlock {
-    let mut block = HeaderBlock::default();
-    let mut pos = 0;
-    while pos < raw.len() {
-        let rest = raw.get(pos..).unwrap_or_default();
-        let line_len = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        let line = rest.get(..line_len).unwrap_or_default();
-        if line == b"\n" || line == b"\r\n" {
-            block.end = pos;
-            block.body_start = pos + line_len;
-            block.separator = true;
-            return block;
-        }
-        let continues = line.first().is_some_and(|b| is_wsp(*b));
-        match block.fields.last_mut() {
-            Some(last) if continues => last.end = pos + line_len,
-            _ => match field_colon(line) {
-                Some(colon) if !continues => block.fields.push(Field {
-                    start: pos,
-                    colon: pos + colon,
-                    end: pos + line_len,
-                }),
-                _ => {
-                    block.end = pos;
-                    block.body_start = pos;
-                    return block;
-                }
-            },
-        }
-        pos += line_len;
-    }
-    block.end = raw.len();
-    block.body_start = raw.len();
-    block
-}
-
-/// The index of the colon when `line` starts with a field name (RFC 5322 ftext, with the
-/// obsolete whitespace before the colon allowed).
-fn field_colon(line: &[u8]) -> Option<usize> {
-    let name = line
-        .iter()
-        .take_while(|&&b| (33..=126).contains(&b) && b != b':')
-        .count();
-    let wsp = line.get(name..)?.iter().take_while(|b| is_wsp(**b)).count();
-    (name > 0 && line.get(name + wsp) == Some(&b':')).then_some(name + wsp)
-}
-
-fn is_wsp(b: u8) -> bool {
-    b == b' ' || b == b'\t'
 }
 
 /// The list id inside the first `<...>` of a List-Id value that is not in a quoted string or

@@ -21,34 +21,13 @@ mod mime;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
-
+pub use crate::mime::header::HeaderBlock;
+use crate::mime::normalize_line_endings;
 use footer::Footer;
-use headers::HeaderBlock;
+use headers::ListField;
 use mime::{Append, Plan};
 
-/// What a list adds to every post it distributes.
-#[derive(Debug, Clone)]
-pub struct Decoration {
-    /// RFC 2919 list identifier without brackets, e.g. "dev.example.org".
-    pub list_id: String,
-    /// Human name of the list (may be non-ASCII UTF-8, may be empty).
-    pub display_name: String,
-    /// e.g. "[dev]"; None or empty = no prefix.
-    pub subject_prefix: Option<String>,
-    /// Already-rendered footer text (UTF-8, lines separated by \n or \r\n); None = no footer.
-    pub footer: Option<String>,
-    /// Address for List-Post, e.g. "dev@example.org".
-    pub post_address: String,
-    /// Address for List-Help, e.g. "dev-request@example.org".
-    pub request_address: String,
-    /// Address for List-Subscribe, e.g. "dev-join@example.org".
-    pub subscribe_address: String,
-    /// Address for List-Unsubscribe, e.g. "dev-leave@example.org".
-    pub unsubscribe_address: String,
-    /// Address for List-Owner, e.g. "dev-owner@example.org".
-    pub owner_address: String,
-}
+pub use crate::config::Decoration;
 
 /// Why a post cannot be decorated. All are permanent: retrying the same bytes cannot help.
 #[derive(Debug, thiserror::Error)]
@@ -64,30 +43,16 @@ pub enum DecorateError {
     NoBoundary,
 }
 
-/// Bare LF -> CRLF (a lone CR stays). Returns Cow::Borrowed when already clean.
-pub fn normalize_line_endings(raw: &[u8]) -> Cow<'_, [u8]> {
-    let bare = |(i, &b): (usize, &u8)| b == b'\n' && (i == 0 || raw.get(i - 1) != Some(&b'\r'));
-    let count = raw.iter().enumerate().filter(|&x| bare(x)).count();
-    if count == 0 {
-        return Cow::Borrowed(raw);
-    }
-    let mut out = Vec::with_capacity(raw.len() + count);
-    for (i, &b) in raw.iter().enumerate() {
-        if bare((i, &b)) {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    Cow::Owned(out)
-}
-
 /// True when the header section has a List-Id header whose id (inside <...>, case-insensitive) equals list_id: a mail loop.
 pub fn carries_list_id(raw: &[u8], list_id: &str) -> bool {
+    has_list_id(raw, &headers::scan(raw), list_id)
+}
+
+fn has_list_id(raw: &[u8], block: &HeaderBlock, list_id: &str) -> bool {
     let wanted = headers::clean_token(list_id.trim().trim_matches(|c| c == '<' || c == '>'));
     if wanted.is_empty() {
         return false;
     }
-    let block = headers::scan(raw);
     block
         .fields
         .iter()
@@ -105,11 +70,14 @@ pub const MAX_LIST_HOPS: usize = 10;
 /// address): the post has been through that list already. Names and addresses compare
 /// ignoring case, folding, whitespace, comments and angle brackets.
 pub fn been_there(raw: &[u8], address: &str) -> bool {
+    was_through(raw, &headers::scan(raw), address)
+}
+
+fn was_through(raw: &[u8], block: &HeaderBlock, address: &str) -> bool {
     let wanted = headers::marker_key(address.as_bytes());
     if wanted.is_empty() {
         return false;
     }
-    let block = headers::scan(raw);
     block
         .fields
         .iter()
@@ -119,7 +87,10 @@ pub fn been_there(raw: &[u8], address: &str) -> bool {
 
 /// How many list passes (`X-BeenThere` fields) the header section records.
 pub fn list_hops(raw: &[u8]) -> usize {
-    let block = headers::scan(raw);
+    hops(raw, &headers::scan(raw))
+}
+
+fn hops(raw: &[u8], block: &HeaderBlock) -> usize {
     block
         .fields
         .iter()
@@ -131,15 +102,20 @@ pub fn list_hops(raw: &[u8]) -> usize {
 /// or None: it carries the list's own List-Id or `X-BeenThere` marker, or more than
 /// [`MAX_LIST_HOPS`] markers.
 pub fn loop_reason(raw: &[u8], d: &Decoration) -> Option<String> {
-    if carries_list_id(raw, &d.list_id) {
+    loop_reason_indexed(raw, &headers::scan(raw), d)
+}
+
+/// [`loop_reason`] of `raw` whose header section `block` indexes.
+pub fn loop_reason_indexed(raw: &[u8], block: &HeaderBlock, d: &Decoration) -> Option<String> {
+    if has_list_id(raw, block, &d.list_id) {
         return Some("the message already carries this list's List-Id (a mail loop)".into());
     }
-    if been_there(raw, &d.post_address) {
+    if was_through(raw, block, &d.post_address) {
         return Some(
             "the message has been through this list already (X-BeenThere: a mail loop)".into(),
         );
     }
-    let hops = list_hops(raw);
+    let hops = hops(raw, block);
     if hops > MAX_LIST_HOPS {
         return Some(format!(
             "the message has been through {hops} lists, more than {MAX_LIST_HOPS} (a mail loop)"
@@ -179,22 +155,55 @@ pub fn prepare(raw: &[u8], d: &Decoration) -> Result<Prepared, DecorateError> {
         return Err(DecorateError::Empty);
     }
     let normalized = normalize_line_endings(raw);
-    let message = with_separator(&normalized)?;
-    let m: &[u8] = &message;
-    let block = headers::scan(m);
+    let block = headers::scan(&normalized);
+    let parsed = std::cell::OnceCell::new();
+    let tree = || {
+        parsed
+            .get_or_init(|| crate::mime::parse(&normalized))
+            .as_ref()
+            .map(|p| &**p)
+    };
+    prepare_indexed(&normalized, &block, tree, d)
+}
+
+/// [`prepare`] of a CRLF message `m` whose header section `block` indexes; `tree` gives its
+/// parse, and is called only when the structure matters (a footer is to be added).
+pub fn prepare_indexed<'t, 'm: 't>(
+    m: &'m [u8],
+    block: &HeaderBlock,
+    tree: impl FnOnce() -> Option<&'t mail_parser::Message<'m>>,
+    d: &Decoration,
+) -> Result<Prepared, DecorateError> {
+    if m.is_empty() {
+        return Err(DecorateError::Empty);
+    }
+    if block.fields.is_empty() {
+        return Err(DecorateError::NotAMessage);
+    }
+    // Without its own blank line the post is ambiguous (mail-parser reads on past a line
+    // that is not a field, Postfix ends the header there): one is inserted, and the
+    // structure is not used.
+    let separated = if block.separator {
+        None
+    } else {
+        Some(with_separator(m, block))
+    };
+    let separated_block = separated.as_deref().map(headers::scan);
+    let (m, block) = match (&separated, &separated_block) {
+        (Some(s), Some(b)) => (&s[..], b),
+        _ => (m, block),
+    };
 
     let footer = d.footer.as_deref().and_then(Footer::new);
     let part = footer.as_ref().map(Footer::part).unwrap_or_default();
-    // Without its own blank line the post is ambiguous (mail-parser reads on past a line
-    // that is not a field, Postfix ends the header there), so its structure is not used.
-    let parsed = footer
-        .as_ref()
-        .filter(|_| matches!(message, Cow::Borrowed(_)))
-        .and_then(|_| crate::mime::parse(m))
-        .filter(|p| p.root_part().offset_body as usize == block.body_start);
+    let parsed = if footer.is_some() && separated.is_none() {
+        tree().filter(|p| p.root_part().offset_body as usize == block.body_start)
+    } else {
+        None
+    };
     let plan = match &footer {
         None => Plan::NoFooter,
-        Some(f) => mime::plan(m, &block, parsed.as_deref(), f, &part),
+        Some(f) => mime::plan(m, block, parsed, f, &part),
     };
     let wrap = plan == Plan::Wrap;
     let mut marked = d.clone();
@@ -202,13 +211,13 @@ pub fn prepare(raw: &[u8], d: &Decoration) -> Result<Prepared, DecorateError> {
         marked.unsubscribe_address = UNSUBSCRIBE_MARKER.to_string();
     }
     let mut head = Vec::with_capacity(block.body_start + 1024);
-    let moved = push_header(&mut head, m, &block, &marked, wrap);
+    let moved = push_header(&mut head, m, block, &marked, wrap);
     let boundary = if wrap {
-        let existing = parsed.as_deref().map(mime::boundaries).unwrap_or_default();
+        let existing = parsed.map(mime::boundaries).unwrap_or_default();
         // The boundary is derived from the list's own rendering, so it is the same for every
         // member and for the bulk copy.
         let mut plain_head = Vec::with_capacity(head.len());
-        push_header(&mut plain_head, m, &block, d, wrap);
+        push_header(&mut plain_head, m, block, d, wrap);
         Some(
             mime::new_boundary(&[m, &plain_head, &part], &existing)
                 .ok_or(DecorateError::NoBoundary)?,
@@ -221,12 +230,11 @@ pub fn prepare(raw: &[u8], d: &Decoration) -> Result<Prepared, DecorateError> {
     } else {
         Plan::NoFooter
     };
-    drop(parsed);
     Ok(Prepared {
         list_unsubscribe: headers::mailto_uri(&d.unsubscribe_address, "").unwrap_or_default(),
         has_mime_version: block.fields.iter().any(|f| f.is(m, "mime-version")),
         body_start: block.body_start,
-        message: message.into_owned(),
+        message: m.to_vec(),
         head,
         moved,
         plan,
@@ -307,17 +315,9 @@ impl Prepared {
     }
 }
 
-/// The message with a blank line after its header section: one is inserted where the
-/// section ends without it (end of input, or a line that is not a field), and then the
-/// message is returned owned; it is borrowed exactly when it already had one.
-fn with_separator(m: &[u8]) -> Result<Cow<'_, [u8]>, DecorateError> {
-    let block = headers::scan(m);
-    if block.fields.is_empty() {
-        return Err(DecorateError::NotAMessage);
-    }
-    if block.separator {
-        return Ok(Cow::Borrowed(m));
-    }
+/// The message with a blank line after its header section (which `block` indexes, and which
+/// ends without one: at the end of input, or at a line that is not a field).
+fn with_separator(m: &[u8], block: &HeaderBlock) -> Vec<u8> {
     let (head, body) = m.split_at(block.end.min(m.len()));
     let mut out = Vec::with_capacity(m.len() + 4);
     out.extend_from_slice(head);
@@ -326,7 +326,7 @@ fn with_separator(m: &[u8]) -> Result<Cow<'_, [u8]>, DecorateError> {
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
-    Ok(Cow::Owned(out))
+    out
 }
 
 /// Writes the header section without its blank line: kept fields as they were, the Subject

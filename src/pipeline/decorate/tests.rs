@@ -2,6 +2,7 @@
 //! should be.
 
 use mail_parser::MessageParser;
+use std::borrow::Cow;
 
 use super::footer::{base64_tail, qp_encode};
 use super::mime::new_boundary;

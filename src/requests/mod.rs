@@ -17,19 +17,21 @@
 
 use std::sync::Arc;
 
+pub mod commands;
 mod confirm;
-mod decide;
+pub mod decide;
 mod info;
 
+pub use decide::held_decision;
 pub use info::help_text;
 
-use super::commands::{self, Command};
-use super::{blocking, Context, Delivery, PostError};
 use crate::address::Address;
 use crate::config::ListConfig;
-use crate::lmtp::reply::Reply;
+use crate::context::{blocking, Context, Delivery};
 use crate::notice::{Kind, Vars};
+use crate::outcome::{Outcome, PostError};
 use crate::store::{now_secs, Budget, Decision, PendingKind};
+use commands::Command;
 
 /// What a mail to a membership address is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +61,7 @@ struct Incoming {
 }
 
 fn read_incoming(d: &Delivery) -> Incoming {
-    let raw = super::decorate::normalize_line_endings(&d.raw);
+    let raw = crate::mime::normalize_line_endings(&d.raw);
     let msg = crate::mime::parse(&raw[..]);
     let header = |name: &str| {
         msg.as_ref()
@@ -118,32 +120,30 @@ fn read_incoming(d: &Delivery) -> Incoming {
     }
 }
 
-/// A fresh token: 160 random bits, lowercase hex (addresses are case-insensitive). The store
-/// reads the first 8 digits as a public lookup id and the other 32 (128 bits) as the secret
-/// (`store::token`), so all 40 digits must stay random.
-pub(crate) fn new_token() -> Result<String, PostError> {
-    let mut bytes = [0u8; 20];
-    getrandom::fill(&mut bytes).map_err(|e| PostError::Store(format!("no randomness: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// Handle one mail to a membership address of `list`.
-pub async fn handle(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery, action: &Action) -> Reply {
+pub async fn handle(
+    ctx: &Context,
+    list: &Arc<ListConfig>,
+    d: &Delivery,
+    action: &Action,
+) -> Result<Outcome, PostError> {
     crate::stats::REQUESTS.inc();
     let inc = read_incoming(d);
     let log_ctx = |outcome: &str, detail: &str| {
         tracing::info!(
-            session = d.session, list = %list.key(), action = ?action, sender = %inc.sender.as_ref().map(|a| a.to_string()).unwrap_or_default(),
+            session = d.session, id = %d.id, list = %list.key(), action = ?action, sender = %inc.sender.as_ref().map(|a| a.to_string()).unwrap_or_default(),
             outcome, detail, "request"
         );
     };
     if let Some(why) = inc.automatic {
         log_ctx("ignored", why);
-        return Reply::ok("automatic mail is not answered");
+        return Ok(Outcome::RequestIgnored("automatic mail is not answered"));
     }
     let Some(sender) = inc.sender.clone() else {
         log_ctx("ignored", "no usable sender address");
-        return Reply::ok("no usable sender address; nothing to answer");
+        return Ok(Outcome::RequestIgnored(
+            "no usable sender address; nothing to answer",
+        ));
     };
     let mut r = Run::new(ctx, list, &inc, sender, false);
     let outcome = match action {
@@ -162,15 +162,15 @@ pub async fn handle(ctx: &Context, list: &Arc<ListConfig>, d: &Delivery, action:
                     r.sent, r.capped
                 ),
             );
-            Reply::ok("request handled")
+            Ok(Outcome::RequestHandled)
         }
         Ok(()) => {
             log_ctx("answered", &format!("{} mail(s) sent", r.sent));
-            Reply::ok("request handled")
+            Ok(Outcome::RequestHandled)
         }
         Err(e) => {
-            tracing::warn!(session = d.session, list = %list.key(), error = %e, "request not completed");
-            crate::lmtp::reply::reply_for(&e)
+            tracing::warn!(session = d.session, id = %d.id, list = %list.key(), error = %e, "request not completed");
+            Err(e)
         }
     }
 }
@@ -242,7 +242,7 @@ impl<'a> Run<'a> {
     }
 
     fn vars(&self, address: &str) -> Vars {
-        let mut v = super::hold::list_vars(self.list, address);
+        let mut v = crate::mailer::list_vars(self.list, address);
         // The reply template adds its own "Re: ": drop the ones the subject already has.
         let mut subject = self.inc.subject.trim();
         while let Some(rest) = subject
@@ -287,7 +287,7 @@ impl<'a> Run<'a> {
         reply_to: Option<String>,
     ) -> Result<(), PostError> {
         let in_reply_to = self.inc.message_id.as_deref();
-        if super::hold::send_notice(
+        if crate::mailer::send(
             self.ctx,
             self.list,
             kind,
@@ -404,7 +404,7 @@ impl<'a> Run<'a> {
     /// copy, so the member leaves at once; a wrong MAC falls back to the confirmed `leave`.
     async fn unsubscribe(&mut self, ext: &str) -> Result<(), PostError> {
         let Some(member) =
-            super::personal::verify_unsubscribe(self.list, self.ctx.store.secret(), ext)
+            crate::pipeline::personal::verify_unsubscribe(self.list, self.ctx.store.secret(), ext)
         else {
             tracing::info!(list = %self.list.key(), sender = %self.sender, "unsubscribe address with a wrong token; asking for confirmation");
             return self.direct(PendingKind::Leave).await;
@@ -431,7 +431,7 @@ impl<'a> Run<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::new_token;
+    use crate::store::new_token;
 
     #[test]
     fn tokens_are_160_random_bits() {

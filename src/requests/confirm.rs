@@ -1,11 +1,13 @@
 //! Confirmations: starting a change the address itself must confirm, and completing it with
 //! the token (by command, by reply to `NAME-confirm+TOKEN@`).
 
-use super::{new_token, Run};
+use super::Run;
 use crate::config::SubscriptionPolicy;
+use crate::context::blocking;
 use crate::notice::Kind;
-use crate::pipeline::{blocking, PostError};
-use crate::store::{now_secs, Budget, Completion, Decision, Pending, PendingKind};
+use crate::outcome::PostError;
+use crate::route::Role;
+use crate::store::{new_token, now_secs, Budget, Completion, Decision, Pending, PendingKind};
 
 impl Run<'_> {
     /// Begin a change that the address itself must confirm.
@@ -96,11 +98,7 @@ impl Run<'_> {
 
     pub(super) fn confirm_address(&self, token: &str) -> String {
         let delim = self.ctx.config().server.recipient_delimiter;
-        format!(
-            "{}-confirm{delim}{token}@{}",
-            self.list.name,
-            self.list.address.domain()
-        )
+        Role::Confirm(token.to_string()).address(self.list, delim)
     }
 
     /// A mail to `-confirm+TOKEN@`: an owner's approval, or a member's confirmation.

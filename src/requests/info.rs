@@ -2,7 +2,8 @@
 
 use super::Run;
 use crate::config::{ListConfig, Roster, SubscriptionPolicy};
-use crate::pipeline::{blocking, PostError};
+use crate::context::blocking;
+use crate::outcome::PostError;
 
 impl Run<'_> {
     pub(super) fn info(&self) -> String {

@@ -12,14 +12,15 @@
 
 use std::sync::Arc;
 
-use super::hold::{list_vars, send_notice};
-use super::{blocking, Context, Delivery, PostError};
 use crate::bounce::{self, Failure, Report};
 use crate::config::ListConfig;
-use crate::lmtp::reply::{reply_for, Reply};
+use crate::context::{blocking, Context, Delivery};
+use crate::mailer::{list_vars, send};
 use crate::notice::Kind;
+use crate::outcome::{Outcome, PostError};
 use crate::reinject::Wire;
-use crate::store::{now_secs, BounceOutcome, Scoring};
+use crate::route::Role;
+use crate::store::{new_token, now_secs, BounceOutcome, Scoring};
 
 /// The extension of a probe's envelope sender: `NAME-bounces+probe.TOKEN@`.
 const PROBE_PREFIX: &str = "probe.";
@@ -30,12 +31,12 @@ pub async fn handle(
     list: &Arc<ListConfig>,
     d: &Delivery,
     ext: Option<&str>,
-) -> Reply {
+) -> Result<Outcome, PostError> {
     match process(ctx, list, d, ext).await {
-        Ok(sentence) => Reply::ok(sentence),
+        Ok(sentence) => Ok(Outcome::BounceProcessed(sentence)),
         Err(e) => {
-            tracing::warn!(session = d.session, list = %list.key(), error = %e, "bounce not processed");
-            reply_for(&e)
+            tracing::warn!(session = d.session, id = %d.id, list = %list.key(), error = %e, "bounce not processed");
+            Err(e)
         }
     }
 }
@@ -113,7 +114,7 @@ async fn process(
             probe: b.probe,
             remove_after: b.remove_after_secs,
         };
-        let token = super::request::new_token()?;
+        let token = new_token()?;
         let outcome = {
             let (store, key, m, t) = (ctx.store.clone(), list.key(), member.clone(), token.clone());
             blocking(move || store.bounce_record(&key, &m, now, &rules, &t)).await?
@@ -144,7 +145,7 @@ async fn disabled(
 ) -> Result<(), PostError> {
     let mut v = list_vars(list, member);
     v.insert("score", format!("{score:.1}"));
-    if let Err(e) = send_notice(ctx, list, Kind::BounceDisabled, member, &v, None, None).await {
+    if let Err(e) = send(ctx, list, Kind::BounceDisabled, member, &v, None, None).await {
         tracing::info!(list = %list.key(), member, error = %e, "disabling notice not sent");
     }
     owners_told(ctx, list, member, score, "disabled").await
@@ -162,7 +163,7 @@ pub async fn owners_told(
     v.insert("score", format!("{score:.1}"));
     v.insert("action", action.to_string());
     for o in &list.owners {
-        send_notice(
+        send(
             ctx,
             list,
             Kind::BounceOwners,
@@ -205,11 +206,7 @@ async fn probe(
     };
     let bytes = crate::notice::build(&n).map_err(|_| PostError::Unparseable)?;
     let delim = ctx.config().server.recipient_delimiter;
-    let envelope = format!(
-        "{}-bounces{delim}{PROBE_PREFIX}{token}@{}",
-        list.name,
-        list.address.domain()
-    );
+    let envelope = Role::Bounces(Some(format!("{PROBE_PREFIX}{token}"))).address(list, delim);
     ctx.pool
         .send(
             envelope,
@@ -237,7 +234,7 @@ async fn forward_to_owners(
         tracing::warn!(list = %list.key(), "unrecognized bounce not forwarded: over the hourly cap (it is logged here)");
         return Ok(());
     }
-    let n = super::owner::forward(ctx, list, d).await?;
+    let n = crate::owner::forward(ctx, list, d).await?;
     tracing::info!(list = %list.key(), owners = n, "unrecognized bounce forwarded to the owners");
     Ok(())
 }

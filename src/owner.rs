@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use super::{decorate, Context, Delivery, PostError};
 use crate::config::ListConfig;
+use crate::context::{Context, Delivery};
+use crate::outcome::PostError;
 use crate::reinject::{RcptStatus, Wire};
 
 /// Forward to every owner; returns how many accepted it. The envelope sender is the list's
@@ -13,7 +14,7 @@ pub async fn forward(
     list: &Arc<ListConfig>,
     d: &Delivery,
 ) -> Result<usize, PostError> {
-    let wire = Arc::new(Wire::new(&decorate::normalize_line_endings(&d.raw)));
+    let wire = Arc::new(Wire::new(&crate::mime::normalize_line_endings(&d.raw)));
     let mut accepted = 0;
     let owners: Vec<String> = list.owners.iter().map(|a| a.to_string()).collect();
     for chunk in owners.chunks(ctx.pool.batch_size()) {
@@ -27,7 +28,11 @@ pub async fn forward(
                 RcptStatus::Refused(why) => {
                     tracing::warn!(list = %list.key(), owner = %owner, reply = %why, "owner address refused by the MTA")
                 }
-                RcptStatus::Deferred(why) => return Err(PostError::MtaDeferred(why.clone())),
+                RcptStatus::Failed(e) if e.is_permanent() => {
+                    tracing::warn!(list = %list.key(), owner = %owner, error = %e, "owner copy cannot be sent")
+                }
+                RcptStatus::Deferred(why) => return Err(PostError::Deferred(why.clone())),
+                RcptStatus::Failed(e) => return Err(PostError::Mta(e.clone())),
             }
         }
     }
