@@ -434,7 +434,7 @@ impl Config {
                         u.span(),
                         "server.lmtp_socket_owner",
                         format!(
-                            "no user {:?} on this system (a name from /etc/passwd or a number)",
+                            "no user {:?} on this system (a name `getent passwd` knows, or a number)",
                             u.get_ref()
                         ),
                     );
@@ -451,7 +451,7 @@ impl Config {
                         g.span(),
                         "server.lmtp_socket_group",
                         format!(
-                            "no group {:?} on this system (a name from /etc/group or a number)",
+                            "no group {:?} on this system (a name `getent group` knows, or a number)",
                             g.get_ref()
                         ),
                     );
@@ -593,26 +593,87 @@ impl Config {
     }
 }
 
-/// A group by name (from /etc/group) or number.
+/// A group by name or number. Names go through the system's name service (NSS), so groups
+/// from LDAP or systemd-homed count as well as those in /etc/group.
 fn group_id(name: &str) -> Option<u32> {
-    id_from("/etc/group", name)
+    id_by_name(name, |cname, buf| {
+        // SAFETY: all-zero bytes are a valid `group` (null pointers, group id 0).
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: getgrnam_r reads the NUL-terminated `cname`, fills `grp`, writes the entry's
+        // strings into `buf` (at most `buf.len()` bytes) and sets `found` to `&grp` or null.
+        // Nothing it points to outlives this call; only the id is read.
+        let rc = unsafe {
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        match rc {
+            0 => Ok((!found.is_null()).then_some(grp.gr_gid)),
+            err => Err(err),
+        }
+    })
 }
 
+/// A user by name or number, names through NSS like [`group_id`].
 fn user_id(name: &str) -> Option<u32> {
-    id_from("/etc/passwd", name)
+    id_by_name(name, |cname, buf| {
+        // SAFETY: all-zero bytes are a valid `passwd` (null pointers, ids 0).
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: as for getgrnam_r in `group_id`, with a `passwd` entry.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                cname.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        match rc {
+            0 => Ok((!found.is_null()).then_some(pwd.pw_uid)),
+            err => Err(err),
+        }
+    })
 }
 
-/// A number, or the id of `name` in an `/etc/passwd`-style file (`name:x:ID:...`).
-fn id_from(file: &str, name: &str) -> Option<u32> {
+/// First size of the buffer an NSS entry's strings are written to; doubled while the entry
+/// does not fit (a group with many members can need much more), up to [`NSS_BUF_MAX`].
+const NSS_BUF_START: usize = 1024;
+/// Largest buffer offered to NSS for one entry.
+const NSS_BUF_MAX: usize = 1 << 20;
+
+/// A number, or the id `lookup` finds for `name`. `lookup` is a `get*nam_r` call: `Ok` with
+/// the id or `None` (no such name), `Err` with its error number.
+fn id_by_name(
+    name: &str,
+    mut lookup: impl FnMut(&std::ffi::CStr, &mut [libc::c_char]) -> Result<Option<u32>, i32>,
+) -> Option<u32> {
     if let Ok(id) = name.parse::<u32>() {
         return Some(id);
     }
-    let entries = std::fs::read_to_string(file).ok()?;
-    entries.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next()? == name).then_some(())?;
-        f.nth(1)?.parse().ok()
-    })
+    // A name with a NUL in it cannot exist, and would be cut short if passed on.
+    let cname = std::ffi::CString::new(name).ok()?;
+    let mut len = NSS_BUF_START;
+    // Bounded: the buffer doubles at most ten times, and an interrupted call is retried only
+    // a few times.
+    for _ in 0..16 {
+        let mut buf = vec![0 as libc::c_char; len];
+        match lookup(&cname, &mut buf) {
+            Ok(id) => return id,
+            Err(libc::ERANGE) if len < NSS_BUF_MAX => len *= 2,
+            Err(libc::EINTR) => {}
+            // POSIX lets ENOENT, ESRCH, EBADF and EPERM mean "no such name"; other errors (a
+            // directory server out of reach) are reported as an unknown name as well.
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 fn parse_listen(entry: &str, base: &Path) -> Result<Listen, String> {
@@ -720,5 +781,48 @@ mod tests {
             "{}",
             lines[1]
         );
+        assert!(lines[0].contains("getent passwd"), "{}", lines[0]);
+        assert!(lines[1].contains("getent group"), "{}", lines[1]);
+    }
+
+    #[test]
+    fn users_and_groups_come_from_the_name_service() {
+        assert_eq!(user_id("root"), Some(0));
+        assert_eq!(group_id("root"), Some(0));
+        // Debian's and Fedora's unprivileged user (`getent passwd nobody`).
+        assert_eq!(user_id("nobody"), Some(65534));
+        assert_eq!(user_id("65534"), Some(65534));
+        assert_eq!(group_id("0"), Some(0));
+        for unknown in ["no-such-user-here", "", "root\0x", "4294967296", "-1"] {
+            assert_eq!(user_id(unknown), None, "{unknown:?}");
+            assert_eq!(group_id(unknown), None, "{unknown:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_service_entry_too_big_for_the_buffer_is_retried_bounded() {
+        let mut sizes = Vec::new();
+        let found = id_by_name("big", |_, buf| {
+            sizes.push(buf.len());
+            if buf.len() < 8 * NSS_BUF_START {
+                Err(libc::ERANGE)
+            } else {
+                Ok(Some(7))
+            }
+        });
+        assert_eq!(found, Some(7));
+        assert_eq!(sizes, [1024, 2048, 4096, 8192]);
+        let mut calls = 0;
+        assert_eq!(
+            id_by_name("huge", |_, buf| {
+                calls += 1;
+                assert!(buf.len() <= NSS_BUF_MAX);
+                Err(libc::ERANGE)
+            }),
+            None
+        );
+        assert_eq!(calls, 11);
+        assert_eq!(id_by_name("x", |_, _| Err(libc::EIO)), None);
+        assert_eq!(id_by_name("x", |_, _| Ok(None)), None);
     }
 }

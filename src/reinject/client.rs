@@ -1,4 +1,5 @@
-//! One SMTP client connection to the MTA's re-injection port, on smtp-proto's reply parser.
+//! One SMTP client connection to the MTA's re-injection port, on smtp-proto's reply and EHLO
+//! parsers.
 //!
 //! A transaction is `RSET` (on a reused connection), `MAIL`, one `RCPT` per recipient and
 //! `DATA`, written in one piece when the server offers PIPELINING, then the message. Every
@@ -10,7 +11,7 @@
 use std::time::Duration;
 
 use smtp_proto::response::parser::ResponseReceiver;
-use smtp_proto::Response;
+use smtp_proto::{EhloResponse, Response, EXT_8BIT_MIME, EXT_PIPELINING, EXT_SIZE};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// A message in wire form: CRLF line ends, dot-stuffed, terminated by `.CRLF`. Built once per
@@ -228,21 +229,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             return Err(classify(&greeting, "greeting"));
         }
         c.send(format!("EHLO {helo}\r\n").as_bytes(), false).await?;
-        let ehlo = c.reply(false).await?;
+        let mut raw = Vec::new();
+        let ehlo = c.reply_keeping(false, Some(&mut raw)).await?;
         if ehlo.code == 250 {
-            for line in ehlo.message.lines().skip(1) {
-                let kw = line
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_uppercase();
-                match kw.as_str() {
-                    "PIPELINING" => c.pipelining = true,
-                    "8BITMIME" => c.eight_bit_mime = true,
-                    "SIZE" => c.size = true,
-                    _ => {}
-                }
-            }
+            let offered = extensions(&raw);
+            c.pipelining = offered.has_capability(EXT_PIPELINING);
+            c.eight_bit_mime = offered.has_capability(EXT_8BIT_MIME);
+            c.size = offered.has_capability(EXT_SIZE);
         } else {
             c.send(format!("HELO {helo}\r\n").as_bytes(), false).await?;
             let helo_reply = c.reply(false).await?;
@@ -386,11 +379,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 
     async fn reply(&mut self, data_sent: bool) -> Result<Response<String>, TxError> {
+        self.reply_keeping(data_sent, None).await
+    }
+
+    /// The next reply; its bytes as the server sent them are appended to `raw` if given (the
+    /// EHLO reply is parsed again from them for its extensions).
+    async fn reply_keeping(
+        &mut self,
+        data_sent: bool,
+        mut raw: Option<&mut Vec<u8>>,
+    ) -> Result<Response<String>, TxError> {
         loop {
             if self.pos < self.buf.len() {
+                let start = self.pos;
                 let mut it = self.buf[self.pos..].iter();
                 let result = self.receiver.parse(&mut it);
                 self.pos = self.buf.len() - it.len();
+                if let Some(raw) = raw.as_deref_mut() {
+                    raw.extend_from_slice(&self.buf[start..self.pos]);
+                }
                 match result {
                     Ok(r) => {
                         self.receiver.reset();
@@ -422,6 +429,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 }
 
+/// The extensions a 250 reply to EHLO offers, read by smtp-proto's EHLO parser from the
+/// reply's bytes. A reply it cannot read offers none: the transaction then uses plain
+/// RFC 5321, which every MTA takes.
+fn extensions(raw: &[u8]) -> EhloResponse<String> {
+    match EhloResponse::parse(&mut raw.iter()) {
+        Ok(ehlo) => ehlo,
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "unreadable EHLO reply from the MTA; sending without PIPELINING, SIZE or 8BITMIME"
+            );
+            EhloResponse::default()
+        }
+    }
+}
+
 fn rcpt_status(r: &Response<String>) -> RcptStatus {
     match r.code / 100 {
         2 => RcptStatus::Accepted,
@@ -437,6 +460,119 @@ fn classify(r: &Response<String>, stage: &'static str) -> TxError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use tokio::io::{DuplexStream, ReadBuf};
+
+    /// The client's end of a duplex that hands out at most `.1` bytes per read, so replies
+    /// reach the client in awkward splits.
+    struct Trickle(DuplexStream, usize);
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let mut small = [0u8; 16];
+            let n = self.1.min(buf.remaining()).min(small.len());
+            let mut part = ReadBuf::new(&mut small[..n]);
+            let polled = Pin::new(&mut self.0).poll_read(cx, &mut part);
+            if let Poll::Ready(Ok(())) = polled {
+                buf.put_slice(part.filled());
+            }
+            polled
+        }
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    /// What Postfix says to EHLO with `smtpd_sasl_auth_enable` and `broken_sasl_auth_clients`.
+    const POSTFIX_EHLO: &str = "250-mta.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n\
+        250-VRFY\r\n250-ETRN\r\n250-AUTH PLAIN LOGIN\r\n250-AUTH=PLAIN LOGIN\r\n\
+        250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n";
+
+    /// A handshake and one transaction of an 8-bit message with a server that answers EHLO
+    /// with `ehlo` and everything else with success, its replies read `chunk` bytes at a
+    /// time: whether the client pipelined, and its MAIL command.
+    async fn mail_command(ehlo: &str, chunk: usize) -> (bool, String) {
+        let (client_end, mut server) = tokio::io::duplex(1 << 16);
+        // The whole script up front: the client reads the replies in order either way.
+        let mut script = format!("220 mta.example.org ESMTP\r\n{ehlo}");
+        if !ehlo.starts_with("250") {
+            script.push_str("250 mta.example.org\r\n");
+        }
+        script.push_str("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go on\r\n250 2.0.0 queued\r\n");
+        server.write_all(script.as_bytes()).await.expect("script");
+        let mut c = Client::handshake(
+            Trickle(client_end, chunk),
+            "lists.example.org",
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("handshake");
+        let pipelining = c.pipelining();
+        let wire = Wire::new("Subject: caf\u{e9}\r\n\r\nbody\r\n".as_bytes());
+        let statuses = c
+            .send_mail("l-bounces@example.org", &["a@example.net".into()], &wire)
+            .await
+            .expect("sent");
+        assert_eq!(statuses, [RcptStatus::Accepted]);
+        drop(c);
+        let mut wrote = String::new();
+        server.read_to_string(&mut wrote).await.expect("transcript");
+        let mail = wrote
+            .lines()
+            .find(|l| l.starts_with("MAIL FROM:"))
+            .expect("a MAIL command")
+            .to_string();
+        (pipelining, mail.replace(&wire.len().to_string(), "N"))
+    }
+
+    #[tokio::test]
+    async fn the_ehlo_reply_decides_pipelining_size_and_8bitmime() {
+        let from = "MAIL FROM:<l-bounces@example.org>";
+        let sink = "250-sink\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n";
+        let lower = "250-mta\r\n250-pipelining\r\n250 8bitmime\r\n";
+        let cases = [
+            (POSTFIX_EHLO, true, " BODY=8BITMIME SIZE=N"),
+            (sink, false, " BODY=8BITMIME SIZE=N"),
+            (lower, true, " BODY=8BITMIME"),
+            ("250 mta.example.org\r\n", false, ""),
+            // EHLO refused: HELO, and no extensions.
+            ("502 5.5.2 Error: command not recognized\r\n", false, ""),
+            // A reply smtp-proto cannot read (a line with another code) offers nothing.
+            ("250-mta\r\n250-PIPELINING\r\n251 SIZE\r\n", false, ""),
+        ];
+        for chunk in [1, 3, 16] {
+            for (ehlo, pipelining, params) in cases {
+                assert_eq!(
+                    mail_command(ehlo, chunk).await,
+                    (pipelining, format!("{from}{params}")),
+                    "{ehlo:?} read {chunk} bytes at a time"
+                );
+            }
+        }
+    }
 
     #[test]
     fn owned_wire_form_matches_the_copying_one() {

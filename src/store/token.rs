@@ -14,6 +14,7 @@
 //! before any table is touched.
 
 use redb::{AccessGuard, ReadableTable, Value};
+use subtle::ConstantTimeEq;
 
 use super::StoreError;
 
@@ -24,14 +25,10 @@ pub const TOKEN_HEX: usize = 40;
 pub const LOOKUP_ID_HEX: usize = 8;
 
 /// Equality of two byte strings in time that depends only on their lengths (the lengths are
-/// not secret): every byte is compared, with no early exit at the first difference.
+/// not secret): every byte is compared, with no early exit at the first difference. `subtle`
+/// keeps the optimiser from turning that back into a comparison that stops early.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    // Keep the optimiser from turning the fold back into a comparison that stops early.
-    std::hint::black_box(diff) == 0
+    a.ct_eq(b).into()
 }
 
 /// Is `token` shaped like the tokens listkeeper issues (40 lowercase hex digits)?
