@@ -1,7 +1,8 @@
 //! How a setting of the global file is declared: once, in its section's `section!` block, with
 //! its type, default, bounds and whether a reload applies it. This module owns that macro, the
 //! table it fills ([`Setting`], [`Bound`]) and the [`Checker`] that validates raw values and
-//! collects every problem with its file, line, column and key.
+//! collects every problem with its file, line, column and key. (List files, reloaded whole,
+//! check their few bounded numbers with [`Bound`] too.)
 //!
 //! One line per setting, in one of three forms:
 //!
@@ -43,6 +44,18 @@ impl Bound {
             default,
             min: *range.start(),
             max: *range.end(),
+        }
+    }
+
+    /// `value` if it is within the bounds; otherwise the sentence that says so.
+    pub fn check(&self, value: u64) -> Result<u64, String> {
+        if (self.min..=self.max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(format!(
+                "{value} is out of range, it must be between {} and {}",
+                self.min, self.max
+            ))
         }
     }
 }
@@ -113,20 +126,10 @@ impl<'a> Checker<'a> {
     ) -> T {
         let n = match value {
             None => bound.default,
-            Some(v) if (bound.min..=bound.max).contains(v.get_ref()) => *v.get_ref(),
-            Some(v) => {
-                self.fail(
-                    v.span(),
-                    key,
-                    format!(
-                        "{} is out of range, it must be between {} and {}",
-                        v.get_ref(),
-                        bound.min,
-                        bound.max
-                    ),
-                );
+            Some(v) => bound.check(*v.get_ref()).unwrap_or_else(|msg| {
+                self.fail(v.span(), key, msg);
                 bound.default
-            }
+            }),
         };
         T::from_number(n)
     }
