@@ -1,6 +1,7 @@
 //! `listkeeper serve`: open the store, load the lists, start the pool, the listeners and the
-//! control socket; reload lists on SIGHUP; on shutdown stop accepting, let sessions in flight
-//! finish (bounded by `server.shutdown_timeout_secs`), and return.
+//! control socket; reload the global file and the lists on SIGHUP and when their files change
+//! (of the global file, what its declarations mark live); on shutdown stop accepting, let
+//! sessions in flight finish (bounded by `server.shutdown_timeout_secs`), and return.
 //!
 //! Idle means idle: every task here waits on a socket, a signal or a channel; no timer runs.
 
@@ -136,10 +137,9 @@ enum Reload {
     Global,
 }
 
-/// Read the global file again and apply what can change while running: `[limits]`,
-/// `[requests]`, `store.journal_ttl_secs`, and `reinject.connections` /
-/// `max_recipients_per_transaction`. Everything else is logged as needing a restart and keeps
-/// its running value. An invalid file changes nothing.
+/// Read the global file again and apply what can change while running: the settings its
+/// sections declare `live` (`Config::reloaded`). Every other one keeps its running value, and
+/// those that changed are logged as needing a restart. An invalid file changes nothing.
 async fn reload_global(
     current: &Arc<Config>,
     ctx: &Context,
@@ -158,41 +158,16 @@ async fn reload_global(
             return None;
         }
     };
-    let mut restart: Vec<&str> = Vec::new();
-    let (a, b) = (&current.server, &new.server);
-    if a.lmtp_listen != b.lmtp_listen {
-        restart.push("server.lmtp_listen");
-    }
-    if (a.lmtp_socket_mode, a.lmtp_socket_owner, a.lmtp_socket_group)
-        != (b.lmtp_socket_mode, b.lmtp_socket_owner, b.lmtp_socket_group)
-    {
-        restart.push("server.lmtp_socket_mode/owner/group");
-    }
-    if a.data_dir != b.data_dir || a.control_socket != b.control_socket {
-        restart.push("server.data_dir/control_socket");
-    }
-    if a.lists_dir != b.lists_dir || a.recipient_delimiter != b.recipient_delimiter {
-        restart.push("server.lists_dir/recipient_delimiter");
-    }
-    if a.worker_threads != b.worker_threads || a.shutdown_timeout != b.shutdown_timeout {
-        restart.push("server.worker_threads/shutdown_timeout_secs");
-    }
-    if current.store.cache_size != new.store.cache_size {
-        restart.push("store.cache_size");
-    }
-    restart.extend(ctx.pool.apply(&new.reinject));
-    let (old_max, new_max) = (current.limits.max_sessions, new.limits.max_sessions);
+    let (next, restart) = current.reloaded(new);
+    // `next` keeps the running target, EHLO name and timeout, which the pool started with: it
+    // has nothing left to report as needing a restart.
+    let _ = ctx.pool.apply(&next.reinject);
+    let (old_max, new_max) = (current.limits.max_sessions, next.limits.max_sessions);
     if new_max > old_max {
         limit.add_permits(new_max - old_max);
     } else if new_max < old_max {
         limit.forget_permits(old_max - new_max);
     }
-    let mut next = new.clone();
-    next.server = current.server.clone();
-    next.store.cache_size = current.store.cache_size;
-    next.reinject.target = current.reinject.target.clone();
-    next.reinject.helo_name = current.reinject.helo_name.clone();
-    next.reinject.timeout = current.reinject.timeout;
     if restart.is_empty() {
         tracing::info!(
             connections = next.reinject.connections,

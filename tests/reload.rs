@@ -1,7 +1,8 @@
 //! Live reload of a running `listkeeper serve` process, as an operator edits its lists: an
 //! editor's save (write a temporary file, rename it over the list file), a removed list file,
 //! and a real SIGHUP for the change inotify cannot see (a list file that is a symlink whose
-//! target is edited elsewhere, as configuration managers do).
+//! target is edited elsewhere, as configuration managers do); and an edit of the global file,
+//! whose settings apply live or wait for a restart as their declarations say.
 
 mod common;
 
@@ -122,6 +123,79 @@ async fn a_running_server_follows_saves_removals_and_sighup() {
         "{}",
         log_text()
     );
+
+    let status = stop_server(child);
+    assert_eq!(status.code(), Some(0), "{}", log_text());
+}
+
+/// The replies of one session that gives two recipients.
+async fn two_recipients(sock: &Path) -> String {
+    let stream = tokio::net::UnixStream::connect(sock)
+        .await
+        .expect("connect");
+    dialogue(
+        stream,
+        "LHLO t\r\nMAIL FROM:<a@outside.test>\r\nRCPT TO:<dev@example.org>\r\nRCPT TO:<dev-owner@example.org>\r\nQUIT\r\n",
+    )
+    .await
+}
+
+/// An edit of the global file: `limits.max_recipients` (live) applies to the next session;
+/// `server.worker_threads` (restart) keeps its running value and the log names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_file_edit_applies_live_settings_and_names_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lists = dir.path().join("lists.d");
+    std::fs::create_dir_all(&lists).expect("mkdir");
+    std::fs::write(lists.join("dev.toml"), list("dev@example.org")).expect("write");
+    let config = dir.path().join("listkeeper.toml");
+    let global = |server_extra: &str, rest: &str| {
+        format!("[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\ndata_dir = \"data\"\nlists_dir = \"lists.d\"\n{server_extra}[reinject]\ntarget = \"127.0.0.1:9\"\n{rest}")
+    };
+    std::fs::write(&config, global("", "")).expect("write");
+    let log = dir.path().join("serve.log");
+    let child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn listkeeper");
+    let sock = dir.path().join("lmtp.sock");
+    assert!(wait_until(|| sock.exists()), "no socket");
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let before = two_recipients(&sock).await;
+    assert!(!before.contains("452 4.5.3"), "{before}");
+
+    std::fs::write(
+        &config,
+        global("worker_threads = 3\n", "[limits]\nmax_recipients = 1\n"),
+    )
+    .expect("write");
+    assert!(
+        wait_until(|| log_text().contains("needs_restart")),
+        "{}",
+        log_text()
+    );
+    let text = log_text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("needs_restart"))
+        .unwrap_or_default();
+    assert!(line.contains("server.worker_threads"), "{line}");
+    assert!(!line.contains("limits.max_recipients"), "{line}");
+    let started = Instant::now();
+    let mut after = String::new();
+    while started.elapsed() < Duration::from_secs(10) {
+        after = two_recipients(&sock).await;
+        if after.contains("452 4.5.3") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(after.contains("452 4.5.3"), "{after}");
 
     let status = stop_server(child);
     assert_eq!(status.code(), Some(0), "{}", log_text());

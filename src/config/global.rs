@@ -1,4 +1,7 @@
 //! The global file (`listkeeper.toml`): listeners, directories, re-injection, limits, store.
+//! Each setting is declared once, in its section below: type, default, bounds, and whether a
+//! reload applies it (`live`) or it waits for a restart; parsing, the `SETTINGS` tables and
+//! [`Config::reloaded`] all read those declarations.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -7,6 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::ConfigError;
+use super::settings::{section, Checker, Setting};
 
 /// Where the LMTP server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,223 +48,121 @@ pub struct Config {
     pub requests: RequestsConfig,
 }
 
-/// `[requests]`: email commands and confirmations.
-#[derive(Debug, Clone)]
-pub struct RequestsConfig {
-    /// How long a confirmation or approval token stays valid.
-    pub token_ttl: Duration,
-    /// Commands read from one mail to `-request`.
-    pub max_commands: usize,
-    /// Mails one address may be sent per list and hour because of requests (forged ones too).
-    pub per_address_per_hour: u64,
-    /// Mails one list may send per hour because of requests.
-    pub per_list_per_hour: u64,
+// The sections, one line per setting (the forms are in `settings`). A section checks its
+// settings in the order written here, which is therefore the order of its errors.
+
+section! {
+    /// `[server]`: listeners and directories.
+    [server] ServerConfig from RawServer {
+        /// LMTP listeners.
+        lmtp_listen: Vec<Listen> as Vec<Spanned<String>> = Checker::listeners, restart;
+        /// Owner of unix listener sockets, by id (giving a socket away needs root).
+        lmtp_socket_owner: Option<u32> as String = Checker::user, restart;
+        /// Group of unix listener sockets (e.g. the MTA's `postfix` group), by id.
+        lmtp_socket_group: Option<u32> as String = Checker::group, restart;
+        /// Permission bits of unix listener sockets (the MTA's delivery agent must be able to
+        /// write).
+        lmtp_socket_mode: u32 as String = |c, key, v| c.mode(key, v, 0o660), restart;
+        /// Where the store lives.
+        data_dir: PathBuf as String =
+            |c, key, v| c.path(key, v, "/var/lib/listkeeper"), restart;
+        /// One TOML file per list.
+        lists_dir: PathBuf as String = |c, key, v| c.path(key, v, "lists.d"), restart;
+        /// The address extension delimiter (`+`), as in Postfix's `recipient_delimiter`.
+        recipient_delimiter: char as String = |c, key, v| c.delimiter(key, v, '+'), restart;
+        /// The CLI's control socket (default: `DATA_DIR/control.sock`, mode 0600).
+        control_socket: PathBuf as String = |c, key, v| match v {
+            None => data_dir.join("control.sock"),
+            Some(_) => c.path(key, v, ""),
+        }, restart;
+        /// How long shutdown waits for sessions in flight.
+        shutdown_timeout_secs => shutdown_timeout: Duration = 30, 0..=3600, restart;
+        /// Runtime worker threads (1 works; default 2).
+        worker_threads: usize = 2, 1..=256, restart;
+    }
 }
 
-/// `[server]`: listeners and directories.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    /// LMTP listeners.
-    pub lmtp_listen: Vec<Listen>,
-    /// Permission bits of unix listener sockets (the MTA's delivery agent must be able to write).
-    pub lmtp_socket_mode: u32,
-    /// Group of unix listener sockets (e.g. the MTA's `postfix` group), by id.
-    pub lmtp_socket_group: Option<u32>,
-    /// Owner of unix listener sockets, by id (giving a socket away needs root).
-    pub lmtp_socket_owner: Option<u32>,
-    /// Where the store lives.
-    pub data_dir: PathBuf,
-    /// One TOML file per list.
-    pub lists_dir: PathBuf,
-    /// The address extension delimiter (`+`), as in Postfix's `recipient_delimiter`.
-    pub recipient_delimiter: char,
-    /// The CLI's control socket (default: `DATA_DIR/control.sock`, mode 0600).
-    pub control_socket: PathBuf,
-    /// How long shutdown waits for sessions in flight.
-    pub shutdown_timeout: Duration,
-    /// Runtime worker threads (1 works; default 2).
-    pub worker_threads: usize,
+section! {
+    /// `[reinject]`: the SMTP infeed back into the MTA.
+    [reinject] ReinjectConfig from RawReinject {
+        /// `host:port` of the MTA's re-injection smtpd.
+        target: String as String = |c, key, v| c.host_port(key, v, "127.0.0.1:10026"), restart;
+        /// Name sent in EHLO.
+        helo_name: String as String = |c, key, v| c.host_name(key, v, "localhost"), restart;
+        /// Parallel persistent connections.
+        connections: usize = 4, 1..=256, live;
+        /// Recipients per SMTP transaction.
+        max_recipients_per_transaction: usize = 500, 1..=100_000, live;
+        /// Timeout for each reply of the MTA.
+        timeout_secs => timeout: Duration = 300, 1..=3600, restart;
+    }
 }
 
-/// `[reinject]`: the SMTP infeed back into the MTA.
-#[derive(Debug, Clone)]
-pub struct ReinjectConfig {
-    /// `host:port` of the MTA's re-injection smtpd.
-    pub target: String,
-    /// Parallel persistent connections.
-    pub connections: usize,
-    /// Recipients per SMTP transaction.
-    pub max_recipients_per_transaction: usize,
-    /// Name sent in EHLO.
-    pub helo_name: String,
-    /// Timeout for each reply of the MTA.
-    pub timeout: Duration,
+section! {
+    /// `[limits]`: what one LMTP client may ask of us.
+    [limits] Limits from RawLimits {
+        /// Largest message accepted (bytes), advertised with SIZE.
+        max_message_size: usize = 10_000_000, 1024..=1 << 30, live;
+        /// Largest header section accepted (bytes up to the first empty line): every header
+        /// field costs the MIME parser far more memory than its bytes, so this bounds what one
+        /// message can make it allocate.
+        max_header_size: usize = 256 << 10, 1024..=1 << 30, live;
+        /// Most MIME parts (boundary delimiter lines) in a message: each costs the MIME parser
+        /// far more memory than its bytes.
+        max_mime_parts: usize = 10_000, 10..=10_000_000, live;
+        /// Deepest nesting of multipart and `message/*` parts (base64-wrapped messages counted
+        /// inside): each level costs the parser a nested value, and an unbounded depth
+        /// overflows the stack.
+        max_mime_depth: usize = 50, 1..=crate::mime::DEPTH_CEILING as u64, live;
+        /// Recipients per LMTP transaction.
+        max_recipients: usize = 1000, 1..=100_000, live;
+        /// Concurrent LMTP sessions.
+        max_sessions: usize = 100, 1..=100_000, live;
+        /// A session idle for this long is closed with 421.
+        idle_timeout_secs => idle_timeout: Duration = 300, 1..=86_400, live;
+        /// The whole DATA phase must end within this (against slow senders holding a session).
+        data_timeout_secs => data_timeout: Duration = 600, 1..=86_400, live;
+    }
 }
 
-/// `[limits]`: what one LMTP client may ask of us.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Largest message accepted (bytes), advertised with SIZE.
-    pub max_message_size: usize,
-    /// Largest header section accepted (bytes up to the first empty line): every header field
-    /// costs the MIME parser far more memory than its bytes, so this bounds what one message
-    /// can make it allocate.
-    pub max_header_size: usize,
-    /// Most MIME parts (boundary delimiter lines) in a message: each costs the MIME parser far
-    /// more memory than its bytes.
-    pub max_mime_parts: usize,
-    /// Deepest nesting of multipart and `message/*` parts (base64-wrapped messages counted
-    /// inside): each level costs the parser a nested value, and an unbounded depth overflows
-    /// the stack.
-    pub max_mime_depth: usize,
-    /// Recipients per LMTP transaction.
-    pub max_recipients: usize,
-    /// Concurrent LMTP sessions.
-    pub max_sessions: usize,
-    /// A session idle for this long is closed with 421.
-    pub idle_timeout: Duration,
-    /// The whole DATA phase must end within this (against slow senders holding a session).
-    pub data_timeout: Duration,
+section! {
+    /// `[store]`: the embedded database.
+    [store] StoreConfig from RawStore {
+        /// Page cache of the store, bytes.
+        cache_size: usize = 4 << 20, 64 << 10..=1 << 36, restart;
+        /// How long fan-out journal entries are kept (the MTA's maximal queue lifetime or
+        /// more).
+        journal_ttl_secs => journal_ttl: Duration = 7 * 86_400, 3600..=365 * 86_400, live;
+    }
 }
 
-/// `[store]`: the embedded database.
-#[derive(Debug, Clone)]
-pub struct StoreConfig {
-    /// Page cache of the store, bytes.
-    pub cache_size: usize,
-    /// How long fan-out journal entries are kept (the MTA's maximal queue lifetime or more).
-    pub journal_ttl: Duration,
+section! {
+    /// `[requests]`: email commands and confirmations.
+    [requests] RequestsConfig from RawRequests {
+        /// How long a confirmation or approval token stays valid.
+        token_ttl_secs => token_ttl: Duration = 3 * 86_400, 60..=90 * 86_400, live;
+        /// Commands read from one mail to `-request`.
+        max_commands: usize = 20, 1..=1000, live;
+        /// Mails one address may be sent per list and hour because of requests (forged ones
+        /// too).
+        per_address_per_hour: u64 = 5, 1..=10_000, live;
+        /// Mails one list may send per hour because of requests.
+        per_list_per_hour: u64 = 200, 1..=1_000_000, live;
+    }
 }
 
-/// Every numeric limit, declared once: key, default, min, max.
-pub struct Bound {
-    /// Dotted key.
-    pub key: &'static str,
-    /// Used when the key is absent.
-    pub default: u64,
-    /// Smallest accepted value.
-    pub min: u64,
-    /// Largest accepted value.
-    pub max: u64,
+/// Every setting of the global file, section by section, in declaration order.
+pub fn settings() -> impl Iterator<Item = &'static Setting> {
+    [
+        ServerConfig::SETTINGS,
+        ReinjectConfig::SETTINGS,
+        Limits::SETTINGS,
+        StoreConfig::SETTINGS,
+        RequestsConfig::SETTINGS,
+    ]
+    .into_iter()
+    .flatten()
 }
-
-/// The table of numeric settings (Postfix style: one place for default, min and max).
-pub const BOUNDS: &[Bound] = &[
-    Bound {
-        key: "reinject.connections",
-        default: 4,
-        min: 1,
-        max: 256,
-    },
-    Bound {
-        key: "reinject.max_recipients_per_transaction",
-        default: 500,
-        min: 1,
-        max: 100_000,
-    },
-    Bound {
-        key: "reinject.timeout_secs",
-        default: 300,
-        min: 1,
-        max: 3600,
-    },
-    Bound {
-        key: "limits.max_message_size",
-        default: 10_000_000,
-        min: 1024,
-        max: 1 << 30,
-    },
-    Bound {
-        key: "limits.max_header_size",
-        default: 256 << 10,
-        min: 1024,
-        max: 1 << 30,
-    },
-    Bound {
-        key: "limits.max_mime_parts",
-        default: 10_000,
-        min: 10,
-        max: 10_000_000,
-    },
-    Bound {
-        key: "limits.max_mime_depth",
-        default: 50,
-        min: 1,
-        max: crate::mime::DEPTH_CEILING as u64,
-    },
-    Bound {
-        key: "limits.max_recipients",
-        default: 1000,
-        min: 1,
-        max: 100_000,
-    },
-    Bound {
-        key: "limits.max_sessions",
-        default: 100,
-        min: 1,
-        max: 100_000,
-    },
-    Bound {
-        key: "limits.idle_timeout_secs",
-        default: 300,
-        min: 1,
-        max: 86_400,
-    },
-    Bound {
-        key: "limits.data_timeout_secs",
-        default: 600,
-        min: 1,
-        max: 86_400,
-    },
-    Bound {
-        key: "server.shutdown_timeout_secs",
-        default: 30,
-        min: 0,
-        max: 3600,
-    },
-    Bound {
-        key: "server.worker_threads",
-        default: 2,
-        min: 1,
-        max: 256,
-    },
-    Bound {
-        key: "requests.token_ttl_secs",
-        default: 3 * 86_400,
-        min: 60,
-        max: 90 * 86_400,
-    },
-    Bound {
-        key: "requests.max_commands",
-        default: 20,
-        min: 1,
-        max: 1000,
-    },
-    Bound {
-        key: "requests.per_address_per_hour",
-        default: 5,
-        min: 1,
-        max: 10_000,
-    },
-    Bound {
-        key: "requests.per_list_per_hour",
-        default: 200,
-        min: 1,
-        max: 1_000_000,
-    },
-    Bound {
-        key: "store.cache_size",
-        default: 4 << 20,
-        min: 64 << 10,
-        max: 1 << 36,
-    },
-    Bound {
-        key: "store.journal_ttl_secs",
-        default: 7 * 86_400,
-        min: 3600,
-        max: 365 * 86_400,
-    },
-];
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -275,113 +177,6 @@ struct Raw {
     store: RawStore,
     #[serde(default)]
     requests: RawRequests,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawRequests {
-    token_ttl_secs: Option<Spanned<u64>>,
-    max_commands: Option<Spanned<u64>>,
-    per_address_per_hour: Option<Spanned<u64>>,
-    per_list_per_hour: Option<Spanned<u64>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    lmtp_listen: Option<Spanned<Vec<Spanned<String>>>>,
-    lmtp_socket_mode: Option<Spanned<String>>,
-    lmtp_socket_group: Option<Spanned<String>>,
-    lmtp_socket_owner: Option<Spanned<String>>,
-    data_dir: Option<Spanned<String>>,
-    lists_dir: Option<Spanned<String>>,
-    recipient_delimiter: Option<Spanned<String>>,
-    control_socket: Option<Spanned<String>>,
-    shutdown_timeout_secs: Option<Spanned<u64>>,
-    worker_threads: Option<Spanned<u64>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawReinject {
-    target: Option<Spanned<String>>,
-    connections: Option<Spanned<u64>>,
-    max_recipients_per_transaction: Option<Spanned<u64>>,
-    helo_name: Option<Spanned<String>>,
-    timeout_secs: Option<Spanned<u64>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    max_message_size: Option<Spanned<u64>>,
-    max_header_size: Option<Spanned<u64>>,
-    max_mime_parts: Option<Spanned<u64>>,
-    max_mime_depth: Option<Spanned<u64>>,
-    max_recipients: Option<Spanned<u64>>,
-    max_sessions: Option<Spanned<u64>>,
-    idle_timeout_secs: Option<Spanned<u64>>,
-    data_timeout_secs: Option<Spanned<u64>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawStore {
-    cache_size: Option<Spanned<u64>>,
-    journal_ttl_secs: Option<Spanned<u64>>,
-}
-
-/// Collects errors so that one run of `check` reports all of them.
-struct Checker<'a> {
-    file: &'a Path,
-    text: &'a str,
-    errors: Vec<ConfigError>,
-}
-
-impl Checker<'_> {
-    fn fail(&mut self, span: std::ops::Range<usize>, key: &str, msg: impl Into<String>) {
-        self.errors
-            .push(ConfigError::at(self.file, self.text, span, key, msg));
-    }
-
-    fn bounded(&mut self, key: &str, value: &Option<Spanned<u64>>) -> u64 {
-        let Some(b) = BOUNDS.iter().find(|b| b.key == key) else {
-            return 0;
-        };
-        match value {
-            None => b.default,
-            Some(v) if (b.min..=b.max).contains(v.get_ref()) => *v.get_ref(),
-            Some(v) => {
-                self.fail(
-                    v.span(),
-                    key,
-                    format!(
-                        "{} is out of range, it must be between {} and {}",
-                        v.get_ref(),
-                        b.min,
-                        b.max
-                    ),
-                );
-                b.default
-            }
-        }
-    }
-
-    fn path(
-        &mut self,
-        base: &Path,
-        key: &str,
-        value: &Option<Spanned<String>>,
-        default: &str,
-    ) -> PathBuf {
-        let raw = value.as_ref().map_or(default, |v| v.get_ref().as_str());
-        if raw.is_empty() {
-            if let Some(v) = value {
-                self.fail(v.span(), key, "the path is empty");
-            }
-        }
-        base.join(raw)
-    }
 }
 
 impl Config {
@@ -408,188 +203,173 @@ impl Config {
         let mut c = Checker {
             file: path,
             text,
+            base,
             errors: Vec::new(),
         };
-
-        let s = &raw.server;
-        let mut listen = Vec::new();
-        match &s.lmtp_listen {
-            None => c.errors.push(ConfigError::file(path, "key `server.lmtp_listen` is missing: give at least one listener, e.g. [\"unix:/run/listkeeper/lmtp.sock\"]")),
-            Some(list) if list.get_ref().is_empty() => c.fail(list.span(), "server.lmtp_listen", "the list is empty: give at least one listener"),
-            Some(list) => {
-                for entry in list.get_ref() {
-                    match parse_listen(entry.get_ref(), &base) {
-                        Ok(l) => listen.push(l),
-                        Err(m) => c.fail(entry.span(), "server.lmtp_listen", m),
-                    }
-                }
-            }
-        }
-        let owner = match &s.lmtp_socket_owner {
-            None => None,
-            Some(u) => match user_id(u.get_ref()) {
-                Some(id) => Some(id),
-                None => {
-                    c.fail(
-                        u.span(),
-                        "server.lmtp_socket_owner",
-                        format!(
-                            "no user {:?} on this system (a name `getent passwd` knows, or a number)",
-                            u.get_ref()
-                        ),
-                    );
-                    None
-                }
-            },
-        };
-        let group = match &s.lmtp_socket_group {
-            None => None,
-            Some(g) => match group_id(g.get_ref()) {
-                Some(id) => Some(id),
-                None => {
-                    c.fail(
-                        g.span(),
-                        "server.lmtp_socket_group",
-                        format!(
-                            "no group {:?} on this system (a name `getent group` knows, or a number)",
-                            g.get_ref()
-                        ),
-                    );
-                    None
-                }
-            },
-        };
-        let mode = match &s.lmtp_socket_mode {
-            None => 0o660,
-            Some(m) => match u32::from_str_radix(m.get_ref().trim_start_matches("0o"), 8) {
-                Ok(v) if v <= 0o777 => v,
-                _ => {
-                    c.fail(
-                        m.span(),
-                        "server.lmtp_socket_mode",
-                        "must be an octal mode such as \"0660\"",
-                    );
-                    0o660
-                }
-            },
-        };
-        let data_dir = c.path(&base, "server.data_dir", &s.data_dir, "/var/lib/listkeeper");
-        let lists_dir = c.path(&base, "server.lists_dir", &s.lists_dir, "lists.d");
-        let delimiter = match &s.recipient_delimiter {
-            None => '+',
-            Some(d) => {
-                let mut chars = d.get_ref().chars();
-                match (chars.next(), chars.next()) {
-                    (Some(ch), None) if "+-_=.#~".contains(ch) => ch,
-                    _ => {
-                        c.fail(
-                            d.span(),
-                            "server.recipient_delimiter",
-                            "must be a single character such as \"+\" (one of + - _ = . # ~)",
-                        );
-                        '+'
-                    }
-                }
-            }
-        };
-        let control_socket = match &s.control_socket {
-            Some(_) => c.path(&base, "server.control_socket", &s.control_socket, ""),
-            None => data_dir.join("control.sock"),
-        };
-        let shutdown = c.bounded("server.shutdown_timeout_secs", &s.shutdown_timeout_secs);
-        let workers = c.bounded("server.worker_threads", &s.worker_threads);
-
-        let r = &raw.reinject;
-        let target = match &r.target {
-            None => "127.0.0.1:10026".to_string(),
-            Some(t) => {
-                if !valid_host_port(t.get_ref()) {
-                    c.fail(
-                        t.span(),
-                        "reinject.target",
-                        "must be host:port, e.g. \"127.0.0.1:10026\"",
-                    );
-                }
-                t.get_ref().clone()
-            }
-        };
-        let helo_name = match &r.helo_name {
-            None => "localhost".to_string(),
-            Some(h) => {
-                let ok = !h.get_ref().is_empty()
-                    && h.get_ref()
-                        .chars()
-                        .all(|ch| ch.is_ascii_alphanumeric() || ".-_[]:".contains(ch));
-                if !ok {
-                    c.fail(h.span(), "reinject.helo_name", "must be a host name");
-                }
-                h.get_ref().clone()
-            }
-        };
-        let reinject = ReinjectConfig {
-            target,
-            connections: c.bounded("reinject.connections", &r.connections) as usize,
-            max_recipients_per_transaction: c.bounded(
-                "reinject.max_recipients_per_transaction",
-                &r.max_recipients_per_transaction,
-            ) as usize,
-            helo_name,
-            timeout: Duration::from_secs(c.bounded("reinject.timeout_secs", &r.timeout_secs)),
-        };
-        let l = &raw.limits;
-        let limits = Limits {
-            max_message_size: c.bounded("limits.max_message_size", &l.max_message_size) as usize,
-            max_header_size: c.bounded("limits.max_header_size", &l.max_header_size) as usize,
-            max_mime_parts: c.bounded("limits.max_mime_parts", &l.max_mime_parts) as usize,
-            max_mime_depth: c.bounded("limits.max_mime_depth", &l.max_mime_depth) as usize,
-            max_recipients: c.bounded("limits.max_recipients", &l.max_recipients) as usize,
-            max_sessions: c.bounded("limits.max_sessions", &l.max_sessions) as usize,
-            idle_timeout: Duration::from_secs(
-                c.bounded("limits.idle_timeout_secs", &l.idle_timeout_secs),
-            ),
-            data_timeout: Duration::from_secs(
-                c.bounded("limits.data_timeout_secs", &l.data_timeout_secs),
-            ),
-        };
-        let st = &raw.store;
-        let store = StoreConfig {
-            cache_size: c.bounded("store.cache_size", &st.cache_size) as usize,
-            journal_ttl: Duration::from_secs(
-                c.bounded("store.journal_ttl_secs", &st.journal_ttl_secs),
-            ),
-        };
-        let rq = &raw.requests;
-        let requests = RequestsConfig {
-            token_ttl: Duration::from_secs(
-                c.bounded("requests.token_ttl_secs", &rq.token_ttl_secs),
-            ),
-            max_commands: c.bounded("requests.max_commands", &rq.max_commands) as usize,
-            per_address_per_hour: c
-                .bounded("requests.per_address_per_hour", &rq.per_address_per_hour),
-            per_list_per_hour: c.bounded("requests.per_list_per_hour", &rq.per_list_per_hour),
-        };
+        let server = ServerConfig::check(&mut c, &raw.server);
+        let reinject = ReinjectConfig::check(&mut c, &raw.reinject);
+        let limits = Limits::check(&mut c, &raw.limits);
+        let store = StoreConfig::check(&mut c, &raw.store);
+        let requests = RequestsConfig::check(&mut c, &raw.requests);
         if !c.errors.is_empty() {
             return Err(c.errors);
         }
         Ok(Config {
             path: path.to_path_buf(),
-            server: ServerConfig {
-                lmtp_listen: listen,
-                lmtp_socket_mode: mode,
-                lmtp_socket_group: group,
-                lmtp_socket_owner: owner,
-                data_dir,
-                lists_dir,
-                recipient_delimiter: delimiter,
-                control_socket,
-                shutdown_timeout: Duration::from_secs(shutdown),
-                worker_threads: workers as usize,
-            },
+            server,
             reinject,
             limits,
             store,
             requests,
         })
+    }
+
+    /// What a running server switches to when a reload read `new`: the live settings of `new`
+    /// and the running value (ours) of every other one; with the keys of those whose change
+    /// must wait for a restart, in declaration order.
+    pub fn reloaded(&self, new: Config) -> (Config, Vec<&'static str>) {
+        let Config {
+            path,
+            server,
+            reinject,
+            limits,
+            store,
+            requests,
+        } = new;
+        let (server, mut restart) = self.server.reload(server);
+        let (reinject, r) = self.reinject.reload(reinject);
+        restart.extend(r);
+        let (limits, r) = self.limits.reload(limits);
+        restart.extend(r);
+        let (store, r) = self.store.reload(store);
+        restart.extend(r);
+        let (requests, r) = self.requests.reload(requests);
+        restart.extend(r);
+        let next = Config {
+            path,
+            server,
+            reinject,
+            limits,
+            store,
+            requests,
+        };
+        (next, restart)
+    }
+}
+
+/// The checks of the settings that are not numbers, as their declarations name them.
+impl Checker<'_> {
+    fn listeners(
+        &mut self,
+        key: &str,
+        value: Option<&Spanned<Vec<Spanned<String>>>>,
+    ) -> Vec<Listen> {
+        let mut listen = Vec::new();
+        match value {
+            None => self.errors.push(ConfigError::file(self.file, format!("key `{key}` is missing: give at least one listener, e.g. [\"unix:/run/listkeeper/lmtp.sock\"]"))),
+            Some(list) if list.get_ref().is_empty() => {
+                self.fail(list.span(), key, "the list is empty: give at least one listener")
+            }
+            Some(list) => {
+                for entry in list.get_ref() {
+                    match parse_listen(entry.get_ref(), &self.base) {
+                        Ok(l) => listen.push(l),
+                        Err(m) => self.fail(entry.span(), key, m),
+                    }
+                }
+            }
+        }
+        listen
+    }
+
+    /// A user by name (through the name service) or number.
+    fn user(&mut self, key: &str, value: Option<&Spanned<String>>) -> Option<u32> {
+        let u = value?;
+        let id = user_id(u.get_ref());
+        if id.is_none() {
+            self.fail(
+                u.span(),
+                key,
+                format!(
+                    "no user {:?} on this system (a name `getent passwd` knows, or a number)",
+                    u.get_ref()
+                ),
+            );
+        }
+        id
+    }
+
+    /// A group by name (through the name service) or number.
+    fn group(&mut self, key: &str, value: Option<&Spanned<String>>) -> Option<u32> {
+        let g = value?;
+        let id = group_id(g.get_ref());
+        if id.is_none() {
+            self.fail(
+                g.span(),
+                key,
+                format!(
+                    "no group {:?} on this system (a name `getent group` knows, or a number)",
+                    g.get_ref()
+                ),
+            );
+        }
+        id
+    }
+
+    /// Permission bits written in octal (`"0660"`).
+    fn mode(&mut self, key: &str, value: Option<&Spanned<String>>, default: u32) -> u32 {
+        let Some(m) = value else {
+            return default;
+        };
+        match u32::from_str_radix(m.get_ref().trim_start_matches("0o"), 8) {
+            Ok(v) if v <= 0o777 => v,
+            _ => {
+                self.fail(m.span(), key, "must be an octal mode such as \"0660\"");
+                default
+            }
+        }
+    }
+
+    fn delimiter(&mut self, key: &str, value: Option<&Spanned<String>>, default: char) -> char {
+        let Some(d) = value else {
+            return default;
+        };
+        let mut chars = d.get_ref().chars();
+        match (chars.next(), chars.next()) {
+            (Some(ch), None) if "+-_=.#~".contains(ch) => ch,
+            _ => {
+                self.fail(
+                    d.span(),
+                    key,
+                    "must be a single character such as \"+\" (one of + - _ = . # ~)",
+                );
+                default
+            }
+        }
+    }
+
+    fn host_port(&mut self, key: &str, value: Option<&Spanned<String>>, default: &str) -> String {
+        let Some(t) = value else {
+            return default.to_string();
+        };
+        if !valid_host_port(t.get_ref()) {
+            self.fail(t.span(), key, "must be host:port, e.g. \"127.0.0.1:10026\"");
+        }
+        t.get_ref().clone()
+    }
+
+    fn host_name(&mut self, key: &str, value: Option<&Spanned<String>>, default: &str) -> String {
+        let Some(h) = value else {
+            return default.to_string();
+        };
+        let ok = !h.get_ref().is_empty()
+            && h.get_ref()
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ".-_[]:".contains(ch));
+        if !ok {
+            self.fail(h.span(), key, "must be a host name");
+        }
+        h.get_ref().clone()
     }
 }
 
@@ -824,5 +604,118 @@ mod tests {
         assert_eq!(calls, 11);
         assert_eq!(id_by_name("x", |_, _| Err(libc::EIO)), None);
         assert_eq!(id_by_name("x", |_, _| Ok(None)), None);
+    }
+
+    const MINIMAL: &str = "[server]\nlmtp_listen = [\"127.0.0.1:2424\"]\n";
+
+    /// `text` with `key = value` added to its table.
+    fn with(text: &str, key: &str, value: &str) -> String {
+        let (section, name) = key.split_once('.').unwrap_or(("", key));
+        if section == "server" {
+            text.replacen("[server]\n", &format!("[server]\n{name} = {value}\n"), 1)
+        } else {
+            format!("{text}[{section}]\n{name} = {value}\n")
+        }
+    }
+
+    #[test]
+    fn every_default_is_within_its_bounds_and_every_key_is_declared_once() {
+        let mut keys: Vec<&str> = settings().map(|s| s.key).collect();
+        let n = keys.len();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "a key is declared twice");
+        for s in settings() {
+            if let Some(b) = s.bound {
+                assert!(b.min <= b.default && b.default <= b.max, "{s:?}");
+            }
+        }
+    }
+
+    /// Each numeric key is read from its table and held to its bounds: a value just outside
+    /// them is one error naming that key; the bounds themselves are accepted.
+    #[test]
+    fn every_number_is_read_from_its_table_and_checked_against_its_bounds() {
+        let path = Path::new("g.toml");
+        for s in settings() {
+            let Some(b) = s.bound else { continue };
+            for v in [b.max.checked_add(1), b.min.checked_sub(1)]
+                .into_iter()
+                .flatten()
+            {
+                let text = with(MINIMAL, s.key, &v.to_string());
+                let errs = Config::parse(path, &text).expect_err(&text);
+                assert_eq!(errs.len(), 1, "{errs:?}");
+                let want = format!(
+                    "key `{}`: {v} is out of range, it must be between {} and {}",
+                    s.key, b.min, b.max
+                );
+                assert!(errs[0].to_string().contains(&want), "{}", errs[0]);
+            }
+            for v in [b.min, b.max] {
+                let text = with(MINIMAL, s.key, &v.to_string());
+                assert!(Config::parse(path, &text).is_ok(), "{text}");
+            }
+        }
+    }
+
+    /// A reload applies what its declaration marks live and keeps every other setting at its
+    /// running value, naming it, for every numeric setting.
+    #[test]
+    fn a_reload_applies_live_numbers_and_names_the_others() {
+        let path = Path::new("/etc/lk/listkeeper.toml");
+        let running = Config::parse(path, MINIMAL).expect("valid");
+        for s in settings() {
+            let Some(b) = s.bound else { continue };
+            let other = if b.default == b.max { b.min } else { b.max };
+            let text = with(MINIMAL, s.key, &other.to_string());
+            let new = Config::parse(path, &text).expect("valid");
+            let applied = format!("{new:?}");
+            let (next, restart) = running.reloaded(new);
+            if s.live {
+                assert!(restart.is_empty(), "{}: {restart:?}", s.key);
+                assert_eq!(format!("{next:?}"), applied, "{}", s.key);
+            } else {
+                assert_eq!(restart, [s.key]);
+                assert_eq!(format!("{next:?}"), format!("{running:?}"), "{}", s.key);
+            }
+        }
+    }
+
+    #[test]
+    fn a_reload_keeps_restart_settings_and_applies_live_ones() {
+        let path = Path::new("/etc/lk/listkeeper.toml");
+        let running = Config::parse(path, MINIMAL).expect("valid");
+        let (same, restart) = running.reloaded(running.clone());
+        assert!(restart.is_empty(), "{restart:?}");
+        assert_eq!(format!("{same:?}"), format!("{running:?}"));
+
+        let text = "[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\nlmtp_socket_mode = \"0600\"\nrecipient_delimiter = \"-\"\nworker_threads = 4\n[reinject]\ntarget = \"127.0.0.1:25\"\nconnections = 8\n[limits]\nmax_recipients = 1\n[store]\ncache_size = 1048576\njournal_ttl_secs = 3600\n[requests]\nmax_commands = 3\n";
+        let (next, restart) = running.reloaded(Config::parse(path, text).expect("valid"));
+        assert_eq!(
+            restart,
+            [
+                "server.lmtp_listen",
+                "server.lmtp_socket_mode",
+                "server.recipient_delimiter",
+                "server.worker_threads",
+                "reinject.target",
+                "store.cache_size",
+            ]
+        );
+        assert_eq!(next.server.lmtp_listen, running.server.lmtp_listen);
+        assert_eq!(next.server.lmtp_socket_mode, 0o660);
+        assert_eq!(next.server.recipient_delimiter, '+');
+        assert_eq!(next.server.worker_threads, 2);
+        assert_eq!(next.reinject.target, "127.0.0.1:10026");
+        assert_eq!(next.store.cache_size, 4 << 20);
+        assert_eq!(next.reinject.connections, 8);
+        assert_eq!(next.limits.max_recipients, 1);
+        assert_eq!(next.store.journal_ttl, Duration::from_secs(3600));
+        assert_eq!(next.requests.max_commands, 3);
+
+        // The next reload compares with what runs: the same file is reported again.
+        let (_, again) = next.reloaded(Config::parse(path, text).expect("valid"));
+        assert_eq!(again, restart);
     }
 }

@@ -501,4 +501,18 @@ mod tests {
         let bad = GOOD.replace("boss@example.org", "dev-owner@example.org");
         assert!(ListConfig::parse(Path::new("dev.toml"), &bad, '+').is_err());
     }
+
+    #[test]
+    fn moderation_numbers_are_bounded() {
+        let bad = format!("{GOOD}[moderation]\nhold_days = 0\nmax_held = 2000000\n");
+        let e = ListConfig::parse(Path::new("dev.toml"), &bad, '+').expect_err("invalid");
+        let lines: Vec<String> = e.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "dev.toml:10:13: key `moderation.hold_days`: 0 is out of range, it must be between 1 and 365",
+                "dev.toml:11:12: key `moderation.max_held`: 2000000 is out of range, it must be between 1 and 1000000",
+            ]
+        );
+    }
 }

@@ -6,10 +6,12 @@ pub mod error;
 pub mod global;
 pub mod list;
 pub mod moderation;
+mod settings;
 
 pub use error::ConfigError;
 pub use global::{
-    Config, Limits, Listen, ReinjectConfig, RequestsConfig, ServerConfig, StoreConfig,
+    settings, Config, Limits, Listen, ReinjectConfig, RequestsConfig, ServerConfig, StoreConfig,
 };
 pub use list::{Decoration, ListConfig, Roster, Subscription, SubscriptionPolicy};
 pub use moderation::{Action, PostingPolicy};
+pub use settings::{Bound, Setting};

@@ -7,6 +7,7 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::settings::Bound;
 use crate::address::Address;
 
 /// Who may post.
@@ -487,25 +488,12 @@ pub(super) fn moderation(
     moderators: Vec<Address>,
     p: &mut Problems,
 ) -> Moderation {
-    let bounded = |v: &Option<Spanned<u64>>,
-                   key: &str,
-                   default: u64,
-                   min: u64,
-                   max: u64,
-                   p: &mut Problems| match v {
-        None => default,
-        Some(x) if (min..=max).contains(x.get_ref()) => *x.get_ref(),
-        Some(x) => {
-            p.push((
-                key.into(),
-                x.span(),
-                format!(
-                    "{} is out of range, it must be between {min} and {max}",
-                    x.get_ref()
-                ),
-            ));
-            default
-        }
+    let bounded = |v: &Option<Spanned<u64>>, key: &str, bound: Bound, p: &mut Problems| match v {
+        None => bound.default,
+        Some(x) => bound.check(*x.get_ref()).unwrap_or_else(|msg| {
+            p.push((key.into(), x.span(), msg));
+            bound.default
+        }),
     };
     Moderation {
         moderators,
@@ -513,14 +501,22 @@ pub(super) fn moderation(
         summary_interval_secs: bounded(
             &raw.summary_interval_secs,
             "moderation.summary_interval_secs",
-            86_400,
-            300,
-            7 * 86_400,
+            Bound::new(86_400, 300..=7 * 86_400),
             p,
         ),
         acknowledge: raw.acknowledge.unwrap_or(true),
-        hold_secs: bounded(&raw.hold_days, "moderation.hold_days", 14, 1, 365, p) * 86_400,
-        max_held: bounded(&raw.max_held, "moderation.max_held", 500, 1, 1_000_000, p) as usize,
+        hold_secs: bounded(
+            &raw.hold_days,
+            "moderation.hold_days",
+            Bound::new(14, 1..=365),
+            p,
+        ) * 86_400,
+        max_held: bounded(
+            &raw.max_held,
+            "moderation.max_held",
+            Bound::new(500, 1..=1_000_000),
+            p,
+        ) as usize,
         expiry_notice: raw.expiry_notice.unwrap_or(true),
     }
 }
