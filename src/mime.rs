@@ -253,7 +253,18 @@ pub struct Parsed<'x>(Message<'x>);
 /// message in it. Callers hand it messages that passed the session's depth check; every
 /// nested level costs no stack when the value is dropped.
 pub fn parse(raw: &[u8]) -> Option<Parsed<'_>> {
+    PARSES.with(|n| n.set(n.get() + 1));
     MessageParser::default().parse(raw).map(Parsed)
+}
+
+thread_local! {
+    static PARSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many full parses [`parse`] made on this thread so far: tests use it to prove that a
+/// post's MIME tree is parsed at most once.
+pub fn parses_on_this_thread() -> u64 {
+    PARSES.with(|n| n.get())
 }
 
 impl<'x> Deref for Parsed<'x> {

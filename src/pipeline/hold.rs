@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::post::Post;
+use super::message::Post;
 use crate::address::Address;
 use crate::config::moderation::NotifyMode;
 use crate::config::ListConfig;

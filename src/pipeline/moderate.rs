@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::content;
-use super::post::Post;
+use super::message::Post;
 use crate::address::{Address, EnvelopeSender};
 use crate::config::moderation::{Action, AddressPattern};
 use crate::config::{ListConfig, PostingPolicy};

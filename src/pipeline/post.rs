@@ -1,8 +1,8 @@
 //! The journey of a post, read top to bottom. [`run`] is the whole of it:
 //!
-//! 1. **read** the message once into a [`Post`]: CRLF bytes, the index of its header section,
-//!    Message-ID and From from one parse of that section, and the MIME tree, parsed at most
-//!    once and only when a stage asks for it;
+//! 1. **read** the message once into a [`Post`] ([`super::message`]): CRLF bytes, the index of
+//!    its header section, Message-ID and From from one parse of that section, and the MIME
+//!    tree, parsed at most once and only when a stage asks for it;
 //! 2. **loop check**: this list's List-Id or `X-BeenThere` marker, or too many list passes;
 //! 3. **authenticate**: the slot where DKIM, SPF, DMARC and ARC results go (nothing checked
 //!    yet);
@@ -17,98 +17,19 @@
 //!
 //! A moderator's approval resumes the journey at step 6 with [`distribute`].
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
-use mail_parser::{Message, MessageParser};
-
+pub use super::message::Post;
 use super::{decorate, fanout, hold, moderate};
-use crate::address::Address;
 use crate::config::delivery::DeliveryMode;
 use crate::config::moderation::Action;
 use crate::config::ListConfig;
 use crate::context::{blocking, Context, Delivery};
-use crate::mime::header::{self, HeaderBlock};
-use crate::mime::{normalize_line_endings, Parsed};
+use crate::mime::normalize_line_endings;
 use crate::outcome::{Outcome, PostError};
 use crate::reinject::Wire;
 use crate::store::{now_secs, JournalKey};
-
-/// One post, read once where it enters the pipeline. Every stage reads from it; none parses
-/// the message again.
-pub struct Post<'a> {
-    raw: &'a [u8],
-    bytes: &'a [u8],
-    header: HeaderBlock,
-    headers: Option<Message<'a>>,
-    message_id: String,
-    from: Option<Address>,
-    tree: OnceLock<Option<Parsed<'a>>>,
-}
-
-impl<'a> Post<'a> {
-    /// Read `bytes` (`raw` with CRLF line ends): index and parse the header section.
-    pub fn new(raw: &'a [u8], bytes: &'a [u8]) -> Post<'a> {
-        let header = header::scan(bytes);
-        let headers = MessageParser::default().parse_headers(bytes);
-        let message_id = headers
-            .as_ref()
-            .and_then(|m| m.message_id())
-            .unwrap_or_default()
-            .to_string();
-        let from = headers
-            .as_ref()
-            .and_then(|m| m.from()?.first()?.address().map(str::to_string))
-            .and_then(|a| Address::parse(&a).ok());
-        Post {
-            raw,
-            bytes,
-            header,
-            headers,
-            message_id,
-            from,
-            tree: OnceLock::new(),
-        }
-    }
-
-    /// The message as received (the journal key and the held copy are taken from it).
-    pub fn raw(&self) -> &'a [u8] {
-        self.raw
-    }
-
-    /// The message with CRLF line ends.
-    pub fn bytes(&self) -> &'a [u8] {
-        self.bytes
-    }
-
-    /// Where each top-level header field is, and where the body starts.
-    pub fn header(&self) -> &HeaderBlock {
-        &self.header
-    }
-
-    /// mail-parser's reading of the top-level header section (None: no header at all).
-    pub fn headers(&self) -> Option<&Message<'a>> {
-        self.headers.as_ref()
-    }
-
-    /// The Message-ID without brackets, or empty.
-    pub fn message_id(&self) -> &str {
-        &self.message_id
-    }
-
-    /// The first From address, when it is a valid address.
-    pub fn from(&self) -> Option<&Address> {
-        self.from.as_ref()
-    }
-
-    /// The whole MIME tree: parsed on the first call, by whichever stage needs it first.
-    pub fn tree(&self) -> Option<&Message<'a>> {
-        self.tree
-            .get_or_init(|| crate::mime::parse(self.bytes))
-            .as_ref()
-            .map(|p| &**p)
-    }
-}
 
 /// What the journey came to, with what the log line needs.
 enum Journey {
