@@ -1,7 +1,8 @@
 //! What a mail to `NAME-bounces@` says: which members failed, how (hard or soft), or that it is
 //! a delay notice, an auto-reply or something a person must read. This module owns reading
-//! bounces and the VERP encoding of member addresses, and nothing else: it does no I/O, keeps
-//! no state, and leaves scores and membership to its caller.
+//! bounces and the VERP encoding of member addresses, which do no I/O and keep no state; what
+//! follows from a bounce (scores, probes, disabling, telling the owners) is [`handle`], the
+//! handler of the bounce addresses.
 //!
 //! Reading order: RFC 3464 delivery-status parts first (also `message/global-delivery-status`
 //! of RFC 6533, and DSN fields sent as `text/plain`), then the human-readable formats of real
@@ -15,11 +16,12 @@
 //! as one line of at most [`MAX_DIAGNOSTIC`] characters without control characters. The sender
 //! of a bounce is never trusted nor needed.
 //!
-//! - [`dsn`]: RFC 3464 / RFC 6533 per-recipient fields
-//! - [`formats`]: qmail, Yahoo, Postfix, Exim, Sendmail, Exchange / Office 365 and Gmail prose
-//! - [`notice`]: delay and success notices, auto-replies
-//! - [`text`]: the limits, status and reply codes, hard/soft words, one-line diagnostics
-//! - [`verp`]: `bob@example.org` <-> `bob=example.org`
+//! - [`handle`]: mail to `NAME-bounces@`: scores, probes, disabling and removal
+//! - `dsn`: RFC 3464 / RFC 6533 per-recipient fields
+//! - `formats`: qmail, Yahoo, Postfix, Exim, Sendmail, Exchange / Office 365 and Gmail prose
+//! - `notice`: delay and success notices, auto-replies
+//! - `text`: the limits, status and reply codes, hard/soft words, one-line diagnostics
+//! - `verp`: `bob@example.org` <-> `bob=example.org`
 
 mod dsn;
 mod formats;

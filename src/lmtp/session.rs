@@ -1,14 +1,19 @@
-//! One LMTP session (RFC 2033) as a state machine over any byte stream.
+//! One LMTP session (RFC 2033) as a state machine over any byte stream, handing each message
+//! to a [`Backend`] (the server's role handlers, or a fake in tests).
 //!
 //! Commands are parsed by smtp-proto; a command in the wrong state gets `503 5.5.1`, a bad
-//! one `500`/`501`, never a dropped connection. After the final dot every accepted recipient
-//! gets its own reply, in RCPT order, from its own outcome. Replies are buffered and flushed
-//! whenever the input is drained, so a pipelining client gets them in one write.
+//! one `500`/`501`, never a dropped connection; after a line over the limit the rest of that
+//! line is discarded, so it is answered once. After the final dot every accepted recipient
+//! gets its own reply, in RCPT order, from its own outcome (recipients naming the same list
+//! and role share one delivery). Every reply comes from `lmtp::reply`; every refusal carries
+//! the transaction's correlation id, which its log line carries too. Replies are buffered and
+//! flushed whenever the input is drained, so a pipelining client gets them in one write.
 //!
 //! SECURITY: every byte here comes from the network. Lines are bounded by smtp-proto (4096
 //! bytes), messages by `limits.max_message_size`, their header section by
 //! `limits.max_header_size`, their MIME parts by `limits.max_mime_parts` and their nesting by
-//! `limits.max_mime_depth` (both measured before any parser builds a tree), recipients by `limits.max_recipients`. Time is bounded too: a
+//! `limits.max_mime_depth` (both measured before any parser builds a tree), recipients by
+//! `limits.max_recipients`. Time is bounded too: a
 //! command must be complete within `limits.idle_timeout` of the previous one (bytes trickled
 //! in do not extend it), and the whole DATA phase within `limits.data_timeout`. Only
 //! configured list addresses are accepted (invariant 6). The sender is read liberally
