@@ -24,6 +24,25 @@ pub fn list_vars(list: &ListConfig, address: &str) -> Vars {
     v
 }
 
+/// "in 3 days", "in 5 hours", "in 40 minutes": when a token or a held post expires (the
+/// templates say "expires {expires}").
+pub fn expires_in(secs: u64) -> String {
+    match secs {
+        s if s >= 2 * 86_400 => format!("in {} days", s / 86_400),
+        s if s >= 2 * 3600 => format!("in {} hours", s / 3600),
+        s => format!("in {} minutes", (s / 60).max(1)),
+    }
+}
+
+/// `text`, or `(no WHAT)` when it is empty: for placeholders a person reads.
+pub fn or_none(text: &str, what: &str) -> String {
+    if text.is_empty() {
+        format!("(no {what})")
+    } else {
+        text.to_string()
+    }
+}
+
 /// Send a generated mail of `kind` to `to`; a template switched off sends nothing. The MTA
 /// refusing the address (5xx) is logged, deferring it is an error (the caller answers 4xx).
 pub async fn send(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::moderation::NotifyMode;
 use crate::context::{blocking, Context};
-use crate::mailer::{list_vars, send};
+use crate::mailer::{list_vars, or_none, send};
 use crate::notice::Kind;
 use crate::outcome::PostError;
 use crate::store::{now_secs, HeldState};
@@ -76,14 +76,7 @@ async fn expire(ctx: &Context, now: u64) -> Result<(), PostError> {
             };
             if list.moderation.expiry_notice && !h.sender.is_empty() {
                 let mut v = list_vars(&list, &h.sender);
-                v.insert(
-                    "subject",
-                    if h.subject.is_empty() {
-                        "(no subject)".into()
-                    } else {
-                        h.subject.clone()
-                    },
-                );
+                v.insert("subject", or_none(&h.subject, "subject"));
                 if let Err(e) = send(ctx, &list, Kind::HeldExpired, &h.sender, &v, None, None).await
                 {
                     tracing::info!(list = %h.list, error = %e, "expiry notice not sent");

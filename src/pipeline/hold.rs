@@ -14,18 +14,10 @@ use crate::address::Address;
 use crate::config::moderation::NotifyMode;
 use crate::config::ListConfig;
 use crate::context::{blocking, Context};
-use crate::mailer::{confirm_address, list_vars, send};
+use crate::mailer::{confirm_address, expires_in, list_vars, or_none, send};
 use crate::notice::Kind;
 use crate::outcome::PostError;
 use crate::store::{new_token, now_secs, Held, HeldState, JournalKey};
-
-fn human_in(secs: u64) -> String {
-    match secs {
-        s if s >= 2 * 86_400 => format!("in {} days", s / 86_400),
-        s if s >= 2 * 3600 => format!("in {} hours", s / 3600),
-        s => format!("in {} minutes", (s / 60).max(1)),
-    }
-}
 
 /// What the moderators see of a post: a few headers and the first lines of its text.
 fn excerpt(post: &Post<'_>) -> (String, String) {
@@ -122,24 +114,10 @@ pub async fn hold(
         let mut v = list_vars(list, &h.sender);
         v.insert("token", h.token.clone());
         v.insert("confirm_address", confirm.clone());
-        v.insert("expires", human_in(h.expires.saturating_sub(now)));
+        v.insert("expires", expires_in(h.expires.saturating_sub(now)));
         v.insert("reason", h.reasons.join("; "));
-        v.insert(
-            "sender",
-            if h.sender.is_empty() {
-                "(no sender)".into()
-            } else {
-                h.sender.clone()
-            },
-        );
-        v.insert(
-            "subject",
-            if h.subject.is_empty() {
-                "(no subject)".into()
-            } else {
-                h.subject.clone()
-            },
-        );
+        v.insert("sender", or_none(&h.sender, "sender"));
+        v.insert("subject", or_none(&h.subject, "subject"));
         v.insert("headers", headers);
         v.insert("excerpt", excerpt);
         for m in &list.moderation.moderators {
@@ -167,15 +145,8 @@ pub async fn hold(
         if allowed {
             let mut v = list_vars(list, &p.to_string());
             v.insert("reason", h.reasons.join("; "));
-            v.insert(
-                "subject",
-                if h.subject.is_empty() {
-                    "(no subject)".into()
-                } else {
-                    h.subject.clone()
-                },
-            );
-            v.insert("expires", human_in(h.expires.saturating_sub(now)));
+            v.insert("subject", or_none(&h.subject, "subject"));
+            v.insert("expires", expires_in(h.expires.saturating_sub(now)));
             send(
                 ctx,
                 list,

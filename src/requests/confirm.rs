@@ -4,6 +4,7 @@
 use super::Run;
 use crate::config::SubscriptionPolicy;
 use crate::context::blocking;
+use crate::mailer::expires_in;
 use crate::notice::Kind;
 use crate::outcome::PostError;
 use crate::route::Role;
@@ -83,7 +84,7 @@ impl Run<'_> {
         let mut vars = self.vars(&who);
         vars.insert("token", pending.token.clone());
         vars.insert("confirm_address", confirm_address.clone());
-        vars.insert("expires", human_ttl(pending.expires.saturating_sub(now)));
+        vars.insert("expires", expires_in(pending.expires.saturating_sub(now)));
         if let PendingKind::Nomail(on) = kind {
             vars.insert("setting", if on { "on" } else { "off" }.to_string());
         }
@@ -194,7 +195,7 @@ impl Run<'_> {
                 let mut v = self.vars(&p.address);
                 v.insert("token", a.token.clone());
                 v.insert("confirm_address", confirm.clone());
-                v.insert("expires", human_ttl(a.expires.saturating_sub(now)));
+                v.insert("expires", expires_in(a.expires.saturating_sub(now)));
                 for owner in l.owners.clone() {
                     self.send(
                         Kind::ApprovalRequest,
@@ -235,14 +236,5 @@ impl Run<'_> {
             )),
             (PendingKind::Approve, _) => Ok(String::new()),
         }
-    }
-}
-
-/// "in 3 days", "in 5 hours", "in 40 minutes" (the templates say "expires {expires}").
-fn human_ttl(secs: u64) -> String {
-    match secs {
-        s if s >= 2 * 86_400 => format!("in {} days", s / 86_400),
-        s if s >= 2 * 3600 => format!("in {} hours", s / 3600),
-        s => format!("in {} minutes", (s / 60).max(1)),
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::Run;
 use crate::config::ListConfig;
 use crate::context::{blocking, Context};
-use crate::mailer::{list_vars, send};
+use crate::mailer::{list_vars, or_none, send};
 use crate::mime::normalize_line_endings;
 use crate::notice::Kind;
 use crate::outcome::PostError;
@@ -178,14 +178,7 @@ pub async fn held_decision(
                         reason.to_string()
                     },
                 );
-                v.insert(
-                    "subject",
-                    if h.subject.is_empty() {
-                        "(no subject)".into()
-                    } else {
-                        h.subject.clone()
-                    },
-                );
+                v.insert("subject", or_none(&h.subject, "subject"));
                 let in_reply = (!h.message_id.is_empty()).then_some(h.message_id.as_str());
                 send(ctx, list, Kind::PostRejected, &h.sender, &v, None, in_reply).await?;
             }
