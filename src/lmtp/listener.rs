@@ -184,8 +184,10 @@ async fn guarded<S: AsyncRead + AsyncWrite + Unpin, B: Backend>(
     limit: Arc<Semaphore>,
 ) {
     let Ok(_permit) = limit.try_acquire_owned() else {
-        tracing::warn!("too many concurrent LMTP sessions; refusing one");
-        let _ = s.write_all(Said::Busy.reply().to_line().as_bytes()).await;
+        let id = super::session::new_id();
+        let reply = Said::Busy.reply().with_id(&id);
+        tracing::warn!(id = %id, reply = %reply, "too many concurrent LMTP sessions; refusing one");
+        let _ = s.write_all(reply.to_line().as_bytes()).await;
         return;
     };
     crate::stats::SESSIONS.inc();

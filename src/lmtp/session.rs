@@ -117,7 +117,7 @@ impl Over {
 }
 
 /// A short random correlation id (8 hex digits); never fails (an id is not a secret).
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     let mut b = [0u8; 4];
     if getrandom::fill(&mut b).is_err() {
         static NEXT: AtomicU64 = AtomicU64::new(1);

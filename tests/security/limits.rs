@@ -165,6 +165,10 @@ async fn sessions_over_the_cap_get_421() {
     let _ = tokio::time::timeout(Duration::from_secs(10), second.read_to_end(&mut out)).await;
     let t = String::from_utf8_lossy(&out);
     assert!(t.starts_with("421 4.3.2"), "{t}");
+    assert!(
+        t.trim_end().ends_with(']') && t.contains(" [id "),
+        "the refusal carries its id: {t}"
+    );
     drop(first);
     s.shutdown().await;
 }
