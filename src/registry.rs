@@ -61,22 +61,100 @@ impl Registry {
             }
         };
         files.sort();
-        let mut owner_of: HashMap<String, PathBuf> = HashMap::new();
+        let mut claims: std::collections::BTreeMap<String, Vec<(PathBuf, ListConfig)>> =
+            std::collections::BTreeMap::new();
+        let mut broken = Vec::new();
         for file in files {
             match ListConfig::load(&file, delimiter) {
-                Ok(list) => {
-                    let key = list.key();
-                    if let Some(other) = owner_of.get(&key) {
-                        let msg =
-                            format!("the list {key} is already defined in {}", other.display());
-                        reg.errors.push(ConfigError::file(&file, msg.clone()));
-                        continue;
-                    }
-                    owner_of.insert(key.clone(), file.clone());
+                Ok(list) => claims.entry(list.key()).or_default().push((file, list)),
+                Err(errs) => broken.push((file, errs)),
+            }
+        }
+        for (key, mut claimants) in claims {
+            let served_by = previous.and_then(|p| match p.lists.get(&key) {
+                Some(ListState::Active(l)) => Some(l.file.clone()),
+                _ => None,
+            });
+            if claimants.len() == 1 {
+                // A file that appears with the address of a list another file served, whose
+                // new version is broken: the last good version keeps serving, not the newcomer.
+                let (file, list) = claimants.remove(0);
+                if served_by
+                    .as_ref()
+                    .is_some_and(|f| *f != file && broken.iter().any(|(b, _)| b == f))
+                {
+                    reg.errors.push(ConfigError::file(&file, format!("the list {key} is served from {} (its last good version); this file defines it again and is ignored", served_by.as_ref().map(|f| f.display().to_string()).unwrap_or_default())));
+                } else {
                     reg.lists.insert(key, ListState::Active(Arc::new(list)));
                 }
-                Err(errs) => reg.disable(&file, errs, previous),
+                continue;
             }
+            // Several files define the same list. A live list is never taken over by another
+            // file: the one that served it keeps it; otherwise the file named after the list;
+            // otherwise none of them serves (which one would be a guess) until one is removed.
+            let stem = |f: &Path| {
+                f.file_stem()
+                    .map(|s| s.to_string_lossy().to_lowercase())
+                    .unwrap_or_default()
+            };
+            let winner = claimants
+                .iter()
+                .position(|(f, _)| served_by.as_ref() == Some(f))
+                .or_else(|| {
+                    if served_by.is_some() {
+                        return None;
+                    }
+                    let named: Vec<usize> = claimants
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (f, l))| stem(f) == l.name || stem(f) == key)
+                        .map(|(i, _)| i)
+                        .collect();
+                    (named.len() == 1).then(|| named[0])
+                });
+            let files: Vec<String> = claimants
+                .iter()
+                .map(|(f, _)| f.display().to_string())
+                .collect();
+            match winner {
+                Some(w) => {
+                    let (file, list) = claimants.swap_remove(w);
+                    for (other, _) in &claimants {
+                        reg.errors.push(ConfigError::file(
+                            other,
+                            format!(
+                                "the list {key} is served from {}; this file defines it again and is ignored (remove or rename it)",
+                                file.display()
+                            ),
+                        ));
+                    }
+                    reg.lists.insert(key, ListState::Active(Arc::new(list)));
+                }
+                None if served_by.is_some() => {
+                    // The file that served it is broken or gone: its last good version (if
+                    // any) is kept below; none of these takes over.
+                    for (other, _) in &claimants {
+                        reg.errors.push(ConfigError::file(
+                            other,
+                            format!("the list {key} is defined in several files ({}); none takes over the list that was serving", files.join(", ")),
+                        ));
+                    }
+                }
+                None => {
+                    let reason = format!(
+                        "the list {key} is defined in several files ({}): remove all but one",
+                        files.join(", ")
+                    );
+                    for (other, _) in &claimants {
+                        reg.errors.push(ConfigError::file(other, reason.clone()));
+                    }
+                    let file = claimants.swap_remove(0).0;
+                    reg.lists.insert(key, ListState::Disabled { file, reason });
+                }
+            }
+        }
+        for (file, errs) in broken {
+            reg.disable(&file, errs, previous);
         }
         reg
     }
@@ -90,11 +168,23 @@ impl Registry {
             })
         });
         if let Some((key, list)) = last_good {
-            if let std::collections::hash_map::Entry::Vacant(slot) = self.lists.entry(key) {
-                slot.insert(ListState::Active(list));
-                self.kept.push(file.to_path_buf());
-                self.errors.extend(errs);
-                return;
+            // Vacant unless another file took the address over, which `load` only lets a
+            // file do when this one no longer serves the list.
+            match self.lists.entry(key) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(ListState::Active(list));
+                    self.kept.push(file.to_path_buf());
+                    self.errors.extend(errs);
+                    return;
+                }
+                std::collections::hash_map::Entry::Occupied(mut slot) => {
+                    if matches!(slot.get(), ListState::Disabled { .. }) {
+                        slot.insert(ListState::Active(list));
+                        self.kept.push(file.to_path_buf());
+                        self.errors.extend(errs);
+                        return;
+                    }
+                }
             }
         }
         let reason = errs.first().map(|e| e.to_string()).unwrap_or_default();
@@ -199,6 +289,65 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn list(prefix: &str) -> String {
+        format!("address = \"dev@example.org\"\nowners = [\"o@example.org\"]\n[decoration]\nsubject_prefix = \"{prefix}\"\n")
+    }
+
+    fn prefix_of(reg: &Registry) -> Option<String> {
+        match reg.get("dev@example.org") {
+            Some(ListState::Active(l)) => l.decoration.subject_prefix.clone(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_second_file_with_the_same_address_never_takes_a_list_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::write(d.join("dev.toml"), list("[dev]")).expect("write");
+        // A stray copy that sorts first: the file named after the list serves, the copy is
+        // reported as the one ignored.
+        std::fs::write(d.join("aaa-copy.toml"), list("[copy]")).expect("write");
+        let reg = Registry::load(d, '+', None);
+        assert_eq!(prefix_of(&reg).as_deref(), Some("[dev]"));
+        assert_eq!(reg.errors().len(), 1, "{:?}", reg.errors());
+        let e = reg.errors()[0].to_string();
+        assert!(
+            e.contains("aaa-copy.toml") && e.contains("is ignored"),
+            "{e}"
+        );
+
+        // A list served from a file not named after it keeps that file when a copy appears.
+        std::fs::remove_file(d.join("aaa-copy.toml")).expect("rm");
+        std::fs::rename(d.join("dev.toml"), d.join("zzz-developers.toml")).expect("mv");
+        let serving = Registry::load(d, '+', None);
+        assert_eq!(prefix_of(&serving).as_deref(), Some("[dev]"));
+        std::fs::write(d.join("aaa-copy.toml"), list("[copy]")).expect("write");
+        let reg = Registry::load(d, '+', Some(&serving));
+        assert_eq!(prefix_of(&reg).as_deref(), Some("[dev]"));
+
+        // Its file broken by an edit, the copy still does not take over: the last good
+        // version serves.
+        std::fs::write(d.join("zzz-developers.toml"), "][").expect("write");
+        let reg2 = Registry::load(d, '+', Some(&reg));
+        assert_eq!(prefix_of(&reg2).as_deref(), Some("[dev]"));
+
+        // On a fresh start with two files, neither named after the list, neither serves.
+        let fresh = Registry::load(d, '+', None);
+        std::fs::write(d.join("zzz-developers.toml"), list("[dev]")).expect("write");
+        let fresh2 = Registry::load(d, '+', None);
+        assert!(matches!(
+            fresh2.get("dev@example.org"),
+            Some(ListState::Disabled { .. })
+        ));
+        assert!(fresh2
+            .errors()
+            .iter()
+            .any(|e| e.to_string().contains("several files")));
+        // (With the broken file and the copy, the copy is the only valid one: it serves.)
+        assert_eq!(prefix_of(&fresh).as_deref(), Some("[copy]"));
+    }
 
     #[test]
     fn a_broken_file_disables_only_its_list() {
