@@ -410,9 +410,28 @@ pub struct ControlClient {
 impl ControlClient {
     /// Connect, or `None` when no server is listening (then the CLI opens the store itself).
     pub fn connect(path: &Path) -> Option<ControlClient> {
-        std::os::unix::net::UnixStream::connect(path)
-            .ok()
-            .map(|stream| ControlClient { stream })
+        Self::reach(path).ok().flatten()
+    }
+
+    /// Connect to the server at `path`: `Ok(None)` when no server answers there (no socket,
+    /// or nobody listening), an error that says why when one may run but cannot be reached
+    /// (the socket is for the server's user and root).
+    pub fn reach(path: &Path) -> Result<Option<ControlClient>, String> {
+        use std::io::ErrorKind;
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(stream) => Ok(Some(ControlClient { stream })),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+                Ok(None)
+            }
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => Err(format!(
+                "cannot use the control socket {}: permission denied (it is for the server's user and root; run this as one of them)",
+                path.display()
+            )),
+            Err(e) => Err(format!(
+                "cannot use the control socket {}: {e}",
+                path.display()
+            )),
+        }
     }
 
     /// Add or remove (`verb`) addresses; returns (changed, unchanged).

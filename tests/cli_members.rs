@@ -162,3 +162,124 @@ fn file_import_through_a_running_server() {
     assert!(up, "the server did not start");
     assert!(status.success(), "{status:?}");
 }
+
+/// A mistyped `server.data_dir` never becomes a new empty store: the commands that only read
+/// (`lists`, `members list`, `held list`, `pending list`, `bounces list`) say there is no store
+/// there and create nothing; `check` touches no store at all. `members add` still creates the
+/// store of a fresh installation.
+#[test]
+fn commands_that_only_read_never_create_a_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("lists.d")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("lists.d/dev.toml"),
+        "address = \"dev@example.org\"\nowners = [\"o@example.org\"]\n",
+    )
+    .expect("write");
+    let config = dir.path().join("listkeeper.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\ndata_dir = \"dataa\"\nlists_dir = \"lists.d\"\n",
+    )
+    .expect("write");
+    let typo = dir.path().join("dataa");
+    let o = run(&config, &["check"], None);
+    assert!(o.status.success(), "{}", text(&o));
+    for args in [
+        &["lists"][..],
+        &["members", "list", "dev@example.org"],
+        &["held", "list", "dev@example.org"],
+        &["pending", "list", "dev@example.org"],
+        &["bounces", "list", "dev@example.org"],
+    ] {
+        let o = run(&config, args, None);
+        assert!(
+            text(&o).contains("there is no store in") && text(&o).contains("dataa"),
+            "{args:?}: {}",
+            text(&o)
+        );
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    let o = run(
+        &config,
+        &["members", "add", "dev@example.org", "a@members.test"],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(typo.join("listkeeper.redb").exists());
+}
+
+/// `listkeeper status` (and every command that asks the server) run by a user who may not use
+/// the control socket says so, instead of "no server is running" or trying the store behind
+/// the server's back. Needs root, to run the command as `nobody`.
+#[test]
+fn a_control_socket_we_may_not_use_is_named_as_the_cause() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if unsafe_is_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let sock = dir.path().join("control.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let lists = dir.path().join("lists.d");
+        std::fs::create_dir(&lists).expect("mkdir");
+        std::fs::set_permissions(&lists, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let dev = lists.join("dev.toml");
+        std::fs::write(
+            &dev,
+            "address = \"dev@example.org\"\nowners = [\"o@example.org\"]\n",
+        )
+        .expect("write");
+        std::fs::set_permissions(&dev, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let config = dir.path().join("listkeeper.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\ndata_dir = \"data\"\ncontrol_socket = \"{}\"\n",
+                sock.display()
+            ),
+        )
+        .expect("write");
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        for args in [&["status"][..], &["members", "list", "dev@example.org"]] {
+            let o = Command::new(BIN)
+                .args(args)
+                .arg("--config")
+                .arg(&config)
+                .uid(65534)
+                .gid(65534)
+                .output()
+                .expect("run as nobody");
+            let t = text(&o);
+            assert!(!o.status.success(), "{args:?}: {t}");
+            assert!(t.contains("permission denied"), "{args:?}: {t}");
+            assert!(
+                !t.contains("no listkeeper server is running"),
+                "{args:?}: {t}"
+            );
+        }
+        // Nobody listening: that is "no server".
+        drop(_listener);
+        let o = run(&config, &["status"], None);
+        assert!(
+            text(&o).contains("no listkeeper server is running"),
+            "{}",
+            text(&o)
+        );
+    } else {
+        eprintln!("skipped: needs root to run a command as another user");
+    }
+}
+
+fn unsafe_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}

@@ -24,7 +24,7 @@ pub fn run(cmd: BouncesCommand) -> Result<(), String> {
     let BouncesCommand::List { config, list } = cmd;
     let config = load_config(&config.config)?;
     let key = resolve(&config, &list)?;
-    let rows: Vec<(String, String, u64, String)> = match Backend::open(&config)? {
+    let rows: Vec<(String, String, u64, String)> = match Backend::open_read(&config)? {
         Backend::Remote(p) => Backend::client(&p)?
             .request(&format!("bounces {key}"))?
             .iter()

@@ -63,7 +63,7 @@ pub fn run(cmd: HeldCommand) -> Result<(), String> {
         HeldCommand::List { config, list } => {
             let config = load_config(&config.config)?;
             let key = resolve(&config, &list)?;
-            let rows: Vec<Vec<String>> = match Backend::open(&config)? {
+            let rows: Vec<Vec<String>> = match Backend::open_read(&config)? {
                 Backend::Remote(p) => Backend::client(&p)?
                     .request(&format!("held {key}"))?
                     .into_iter()
@@ -114,7 +114,7 @@ pub fn run(cmd: HeldCommand) -> Result<(), String> {
         } => {
             let config = load_config(&config.config)?;
             let key = resolve(&config, &list)?;
-            let message = match Backend::open(&config)? {
+            let message = match Backend::open_read(&config)? {
                 Backend::Remote(p) => Backend::client(&p)?.held_message(&key, &token)?,
                 Backend::Local(store) => {
                     let h = store.held_get(&token).map_err(|e| e.to_string())?;

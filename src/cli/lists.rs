@@ -16,7 +16,7 @@ pub fn run(path: &Path) -> Result<(), String> {
     );
     // The lists are shown without counts when the store cannot be read, but not silently (a
     // store refused for its permissions, say).
-    let mut backend = match Backend::open(&config) {
+    let mut backend = match Backend::open_read(&config) {
         Ok(b) => Some(b),
         Err(e) => {
             eprintln!("listkeeper: member counts unavailable: {e}");

@@ -74,13 +74,29 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Prefer the running server; open the store only when none answers.
+    /// Prefer the running server; open the store only when none answers (creating it if
+    /// there is none yet: for commands that change members).
     pub fn open(config: &Config) -> Result<Backend, String> {
+        Self::open_with(config, Store::open)
+    }
+
+    /// [`Backend::open`] for commands that only read: a store that does not exist is an
+    /// error, never created.
+    pub fn open_read(config: &Config) -> Result<Backend, String> {
+        Self::open_with(config, Store::open_existing)
+    }
+
+    fn open_with(
+        config: &Config,
+        open: fn(&std::path::Path, usize) -> Result<Store, crate::store::StoreError>,
+    ) -> Result<Backend, String> {
         let sock = &config.server.control_socket;
-        if ControlClient::connect(sock).is_some() {
+        // A socket we may not use means a server we must not bypass: say so, rather than
+        // try the store behind its back.
+        if ControlClient::reach(sock)?.is_some() {
             return Ok(Backend::Remote(sock.clone()));
         }
-        Store::open(&config.server.data_dir, config.store.cache_size)
+        open(&config.server.data_dir, config.store.cache_size)
             .map(Backend::Local)
             .map_err(|e| e.to_string())
     }
@@ -160,7 +176,7 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
             let key = resolve(&config, &list)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            match Backend::open(&config)? {
+            match Backend::open_read(&config)? {
                 Backend::Remote(p) => Backend::client(&p)?.list(&key, &mut out)?,
                 Backend::Local(store) => {
                     let mut after: Option<String> = None;

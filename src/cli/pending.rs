@@ -46,7 +46,7 @@ pub fn run(cmd: PendingCommand) -> Result<(), String> {
         PendingCommand::List { config, list } => {
             let config = load_config(&config.config)?;
             let key = resolve(&config, &list)?;
-            let rows: Vec<(String, String, String, u64, u64)> = match Backend::open(&config)? {
+            let rows: Vec<(String, String, String, u64, u64)> = match Backend::open_read(&config)? {
                 Backend::Remote(p) => Backend::client(&p)?
                     .pending(&key)?
                     .iter()

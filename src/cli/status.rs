@@ -9,7 +9,7 @@ use crate::control::ControlClient;
 pub fn run(path: &Path) -> Result<(), String> {
     let config = load_config(path)?;
     let sock = &config.server.control_socket;
-    let client = ControlClient::connect(sock).ok_or_else(|| {
+    let client = ControlClient::reach(sock)?.ok_or_else(|| {
         format!(
             "no listkeeper server is running (nothing answers on {})",
             sock.display()

@@ -67,6 +67,9 @@ pub enum StoreError {
         /// The command that fixes it.
         fix: String,
     },
+    /// A command that only reads found no store: nothing was created.
+    #[error("there is no store in {} (nothing was created there: check server.data_dir; `listkeeper serve` and `listkeeper members add` create it)", .0.display())]
+    Missing(PathBuf),
     /// Any other backend error (I/O, full disk, corruption).
     #[error("store error: {0}")]
     Backend(String),
@@ -326,6 +329,16 @@ impl Store {
             tracing::warn!(file = %p.display(), "fault injection armed: the store's file system is full while this file exists");
         }
         Store::open_with(dir, cache_size, fault_full)
+    }
+
+    /// [`Store::open`] of a store that must exist already ([`StoreError::Missing`] when
+    /// there is none): for commands that only read, so that a mistyped `server.data_dir`
+    /// never becomes a new empty store.
+    pub fn open_existing(dir: &Path, cache_size: usize) -> Result<Store, StoreError> {
+        if !dir.join(FILE_NAME).exists() {
+            return Err(StoreError::Missing(dir.to_path_buf()));
+        }
+        Store::open(dir, cache_size)
     }
 
     /// [`Store::open`] with the fault hook given rather than read from the environment.
