@@ -296,6 +296,19 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let pool = Pool::start(&config.reinject);
+    // Once, in the background: a wrong or stopped re-injection target is said at start, not
+    // discovered at the first post (which the MTA then keeps: 451).
+    let reinject = config.reinject.clone();
+    tokio::spawn(async move {
+        match crate::reinject::pool::probe(&reinject).await {
+            Ok(()) => {
+                tracing::info!(target = %reinject.target, "the MTA's re-injection listener answers")
+            }
+            Err(e) => {
+                tracing::warn!(target = %reinject.target, error = %e, "the MTA's re-injection listener cannot be reached: every post will be deferred (451) until it can; check reinject.target and the MTA")
+            }
+        }
+    });
     let (config_tx, config_rx) = watch::channel(config.clone());
     let ctx = Arc::new(Context {
         config: config_rx,

@@ -87,3 +87,26 @@ fn readiness_and_stopping_are_notified() {
     assert_eq!(stopping.as_deref(), Some("STOPPING=1"));
     assert!(status.success(), "{status:?}");
 }
+
+/// A re-injection target nobody listens on is said in the log at start, before any post.
+#[test]
+fn an_unreachable_reinjection_target_is_said_at_start() {
+    let h = Harness::new("127.0.0.1:9", "");
+    let config = h.path().join("listkeeper.toml");
+    let log = h.path().join("serve.log");
+    let server = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
+        .spawn()
+        .expect("serve");
+    let warned = common::wait_until(|| {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.contains("the MTA's re-injection listener cannot be reached"))
+    });
+    let status = common::stop_server(server);
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(warned && status.success(), "{status:?}\n{said}");
+    assert!(said.contains("127.0.0.1:9"), "{said}");
+}

@@ -149,6 +149,34 @@ impl Pool {
     }
 }
 
+/// Connect to the re-injection target once, read its greeting, say EHLO and QUIT: whether the
+/// MTA's listener answers. The server checks this at start, so an operator learns of a wrong
+/// `reinject.target` before the first post is deferred.
+pub async fn probe(cfg: &ReinjectConfig) -> Result<(), TxError> {
+    let connect = TcpStream::connect(&cfg.target);
+    let stream = match tokio::time::timeout(cfg.timeout, connect).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return Err(TxError::Unreachable(format!(
+                "connect to {}: {e}",
+                cfg.target
+            )))
+        }
+        Err(_) => {
+            return Err(TxError::Unreachable(format!(
+                "connect to {}: timed out",
+                cfg.target
+            )))
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    Client::handshake(stream, &cfg.helo_name, cfg.timeout)
+        .await?
+        .quit()
+        .await;
+    Ok(())
+}
+
 struct Worker {
     id: usize,
     target: String,
