@@ -130,10 +130,24 @@ async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::R
         }
         for (key, state) in all {
             let word = match state {
+                // Its file has errors since; the server serves the version it loaded last.
+                crate::registry::ListState::Active(l) if reg.kept().contains(&l.file) => {
+                    "active last-good"
+                }
                 crate::registry::ListState::Active(_) => "active",
                 crate::registry::ListState::Disabled { .. } => "DISABLED",
             };
             out.push_str(&format!("list {key} {word}\n"));
+        }
+        for file in reg.kept() {
+            if let Some(key) = reg
+                .active()
+                .iter()
+                .find(|l| l.file == *file)
+                .map(|l| l.key())
+            {
+                out.push_str(&format!("kept {key} {}\n", file.display()));
+            }
         }
         out.push_str(".\n");
         return w.write_all(out.as_bytes()).await;

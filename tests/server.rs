@@ -423,3 +423,40 @@ async fn global_file_edits_apply_live() {
     let _ = b.stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), b.server).await;
 }
+
+/// After an invalid edit of a serving list's file, `listkeeper lists` says what the running
+/// server does: the list is active on its last good version (the file's error beside it),
+/// not DISABLED as the file alone would say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_shows_a_list_serving_its_last_good_version_as_active() {
+    let b = boot(&[("dev", common::DEV_LIST)], "").await;
+    std::fs::write(b.dir.path().join("lists.d/dev.toml"), "address = [").expect("edit");
+    let config = b.dir.path().join("listkeeper.toml");
+    let mut out = String::new();
+    for _ in 0..100 {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_listkeeper"))
+            .args(["lists", "--config"])
+            .arg(&config)
+            .output()
+            .expect("lists");
+        out = String::from_utf8_lossy(&o.stdout).into_owned();
+        if out.contains("last good version") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("dev@example.org"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("active") && !line.contains("DISABLED"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the server serves the last good version; the file has errors"),
+        "{out}"
+    );
+    let _ = b.stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), b.server).await;
+}
