@@ -11,7 +11,7 @@ use crate::config::ListConfig;
 use crate::registry::{ListState, Registry};
 
 /// What an address of a list is for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Role {
     /// `NAME@` (an address extension after the delimiter is tolerated and ignored).
     Post,

@@ -161,7 +161,7 @@ async fn reload_global(
     let (next, restart) = current.reloaded(new);
     // `next` keeps the running target, EHLO name and timeout, which the pool started with: it
     // has nothing left to report as needing a restart.
-    let _ = ctx.pool.apply(&next.reinject);
+    ctx.pool.apply(&next.reinject);
     let (old_max, new_max) = (current.limits.max_sessions, next.limits.max_sessions);
     if new_max > old_max {
         limit.add_permits(new_max - old_max);

@@ -10,6 +10,22 @@ use common::Harness;
 
 const BIN: &str = env!("CARGO_BIN_EXE_listkeeper");
 
+/// `listkeeper serve` with `config`, its log (level info) going to `serve.log` in the harness.
+fn serve_logging(
+    h: &Harness,
+    config: &std::path::Path,
+) -> (std::process::Child, std::path::PathBuf) {
+    let log = h.path().join("serve.log");
+    let server = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
+        .spawn()
+        .expect("serve");
+    (server, log)
+}
+
 #[test]
 fn risky_settings_are_warned_about_in_the_log() {
     // A free port on every address (bound and released again).
@@ -25,14 +41,7 @@ fn risky_settings_are_warned_about_in_the_log() {
         &format!("lmtp_listen = [\"unix:lmtp.sock\", \"0.0.0.0:{port}\"]"),
     );
     std::fs::write(&config, text).expect("write");
-    let log = h.path().join("serve.log");
-    let server = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
-        .spawn()
-        .expect("serve");
+    let (server, log) = serve_logging(&h, &config);
     let ready = common::wait_until(|| {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("listkeeper ready"))
     });
@@ -93,14 +102,7 @@ fn readiness_and_stopping_are_notified() {
 fn an_unreachable_reinjection_target_is_said_at_start() {
     let h = Harness::new("127.0.0.1:9", "");
     let config = h.path().join("listkeeper.toml");
-    let log = h.path().join("serve.log");
-    let server = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
-        .spawn()
-        .expect("serve");
+    let (server, log) = serve_logging(&h, &config);
     let warned = common::wait_until(|| {
         std::fs::read_to_string(&log)
             .is_ok_and(|l| l.contains("the MTA's re-injection listener cannot be reached"))

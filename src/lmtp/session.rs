@@ -464,15 +464,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin, B: Backend> Session<S, B> {
         // `DEV@` and `dev+x@` in one transaction are one post, and each of them gets its
         // reply. Replies are written in RCPT order as soon as each one and all before it are
         // known.
-        let mut handled: Vec<((String, Role), usize)> = Vec::new();
+        // A map: the client chooses up to `limits.max_recipients` recipients.
+        let mut handled: std::collections::HashMap<(String, Role), usize> =
+            std::collections::HashMap::with_capacity(rcpts.len());
         let mut work = Vec::with_capacity(rcpts.len());
         for (i, (list, role)) in rcpts.into_iter().enumerate() {
             let key = (list.key(), role.clone());
-            if let Some((_, first)) = handled.iter().find(|(k, _)| *k == key) {
+            if let Some(first) = handled.get(&key) {
                 work.push(Work::SameAs(*first));
                 continue;
             }
-            handled.push((key, i));
+            handled.insert(key, i);
             let (backend, delivery) = (self.backend.clone(), delivery.clone());
             work.push(Work::Task(tokio::spawn(
                 backend.deliver(delivery, list, role),

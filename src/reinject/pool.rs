@@ -79,23 +79,12 @@ impl Pool {
     }
 
     /// Apply the live-changeable settings of a reloaded `[reinject]`: connections and batch
-    /// size. The target, EHLO name and timeout need a restart (returned as their key names
-    /// when they differ).
-    pub fn apply(&self, cfg: &ReinjectConfig) -> Vec<&'static str> {
+    /// size. The others need a restart, which the settings' declarations decide
+    /// (`Config::reloaded` keeps their running values).
+    pub fn apply(&self, cfg: &ReinjectConfig) {
         self.batch_size
             .store(cfg.max_recipients_per_transaction, Ordering::Relaxed);
         self.resize(cfg.connections);
-        let mut restart = Vec::new();
-        if cfg.target != self.target {
-            restart.push("reinject.target");
-        }
-        if cfg.helo_name != self.helo {
-            restart.push("reinject.helo_name");
-        }
-        if cfg.timeout != self.timeout {
-            restart.push("reinject.timeout_secs");
-        }
-        restart
     }
 
     /// Run `n` workers: start the missing ones; surplus ones leave after their transaction.
