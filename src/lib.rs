@@ -37,6 +37,7 @@
 //! - [`stats`]     process-wide counters and uptime for `listkeeper status`
 //! - [`logging`]   the log subscriber: one line per event, control characters escaped
 //! - [`activation`] listeners handed over by systemd socket activation
+//! - [`routing`]   MTA lookups answered from the lists (Postfix socketmap, Exim readsocket)
 //! - [`server`]    wires it all together: listeners, signals, reload, graceful shutdown
 //! - [`cli`]       the `listkeeper` command line
 
@@ -60,6 +61,7 @@ pub mod reinject;
 pub mod requests;
 pub mod roles;
 pub mod route;
+pub mod routing;
 pub mod scheduled;
 pub mod server;
 pub mod stats;

@@ -375,6 +375,35 @@ pub async fn run(
             ));
         }
     }
+    if let Some(path) = &config.routing.socketmap_socket {
+        let access = listener::SocketAccess {
+            mode: config.routing.socketmap_socket_mode,
+            owner: config.server.lmtp_socket_owner,
+            group: config.server.lmtp_socket_group,
+        };
+        let listen = Listen::Unix(path.clone());
+        let bound =
+            listener::bind(&listen, access)
+                .await
+                .map_err(|source| ServerError::Listen {
+                    listen: listen.to_string(),
+                    source,
+                })?;
+        if let listener::Bound::Unix(l) = bound {
+            let transport: Arc<str> = match &config.routing.socketmap_transport {
+                Some(t) => t.as_str().into(),
+                None => crate::routing::default_transport(&config.server.lmtp_listen).into(),
+            };
+            sockets.push(path.clone());
+            tracing::info!(listen = %listen, transport = %transport, "socketmap listening");
+            tasks.spawn(crate::routing::socketmap::serve(
+                l,
+                reg_rx.clone(),
+                transport,
+                stop_rx.clone(),
+            ));
+        }
+    }
     let control = config.server.control_socket.clone();
     let control_activated = control_fd.is_some();
     {

@@ -46,6 +46,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[requests]`
     pub requests: RequestsConfig,
+    /// `[routing]`
+    pub routing: RoutingConfig,
 }
 
 // The sections, one line per setting (the forms are in `settings`). A section checks its
@@ -151,6 +153,21 @@ section! {
     }
 }
 
+section! {
+    /// `[routing]`: lookups the MTA makes at SMTP time (`routing` module); off by default.
+    [routing] RoutingConfig from RawRouting {
+        /// The socketmap socket (Postfix `socketmap:unix:PATH:NAME`, Exim `${readsocket}`);
+        /// absent: no socketmap is served.
+        socketmap_socket: Option<PathBuf> as String = |c, key, v| v.map(|_| c.path(key, v, "")), restart;
+        /// Permission bits of the socketmap socket (owner and group as `server.lmtp_socket_*`):
+        /// the MTA's lookup processes must be able to connect.
+        socketmap_socket_mode: u32 as String = |c, key, v| c.mode(key, v, 0o660), restart;
+        /// The `transport` map's answer for list addresses (default: `listkeeper:` and the first
+        /// LMTP listener, e.g. `listkeeper:unix:/run/listkeeper/lmtp.sock`).
+        socketmap_transport: Option<String> as String = |_c, _key, v| v.map(|t| t.get_ref().clone()), restart;
+    }
+}
+
 /// Every setting of the global file, section by section, in declaration order.
 pub fn settings() -> impl Iterator<Item = &'static Setting> {
     [
@@ -159,6 +176,7 @@ pub fn settings() -> impl Iterator<Item = &'static Setting> {
         Limits::SETTINGS,
         StoreConfig::SETTINGS,
         RequestsConfig::SETTINGS,
+        RoutingConfig::SETTINGS,
     ]
     .into_iter()
     .flatten()
@@ -177,6 +195,8 @@ struct Raw {
     store: RawStore,
     #[serde(default)]
     requests: RawRequests,
+    #[serde(default)]
+    routing: RawRouting,
 }
 
 impl Config {
@@ -211,6 +231,7 @@ impl Config {
         let limits = Limits::check(&mut c, &raw.limits);
         let store = StoreConfig::check(&mut c, &raw.store);
         let requests = RequestsConfig::check(&mut c, &raw.requests);
+        let routing = RoutingConfig::check(&mut c, &raw.routing);
         if !c.errors.is_empty() {
             return Err(c.errors);
         }
@@ -221,6 +242,7 @@ impl Config {
             limits,
             store,
             requests,
+            routing,
         })
     }
 
@@ -235,6 +257,7 @@ impl Config {
             limits,
             store,
             requests,
+            routing,
         } = new;
         let (server, mut restart) = self.server.reload(server);
         let (reinject, r) = self.reinject.reload(reinject);
@@ -245,6 +268,8 @@ impl Config {
         restart.extend(r);
         let (requests, r) = self.requests.reload(requests);
         restart.extend(r);
+        let (routing, r) = self.routing.reload(routing);
+        restart.extend(r);
         let next = Config {
             path,
             server,
@@ -252,6 +277,7 @@ impl Config {
             limits,
             store,
             requests,
+            routing,
         };
         (next, restart)
     }

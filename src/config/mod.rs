@@ -10,7 +10,8 @@ mod settings;
 
 pub use error::ConfigError;
 pub use global::{
-    settings, Config, Limits, Listen, ReinjectConfig, RequestsConfig, ServerConfig, StoreConfig,
+    settings, Config, Limits, Listen, ReinjectConfig, RequestsConfig, RoutingConfig, ServerConfig,
+    StoreConfig,
 };
 pub use list::{Decoration, ListConfig, Roster, Subscription, SubscriptionPolicy};
 pub use moderation::{Action, PostingPolicy};
