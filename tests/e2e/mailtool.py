@@ -9,6 +9,9 @@ Subcommands:
   probe --port P --sender S --rcpt R [--xverp yes|no]
                                    EHLO, MAIL FROM (with XVERP), RCPT TO, RSET: all must be accepted
                                    and XVERP must (yes) or must not (no) be offered
+  rcpt --port P --sender S --rcpt R --expect CODE
+                                   EHLO, MAIL FROM, RCPT TO, RSET: the RCPT reply code must start
+                                   with CODE ("250", "550", "4"); print the reply
   forge-dsn --port P --to R --failed ADDR
                                    submit, from the null sender, a well-formed RFC 3464 bounce
                                    (multipart/report, 5.1.1) to R that says ADDR failed: what
@@ -109,6 +112,20 @@ def cmd_probe(args):
         if code != 250:
             die(f"port {args.port}: RCPT TO:<{args.rcpt}> answered {code} {reply!r}")
         s.rset()
+
+
+def cmd_rcpt(args):
+    with smtplib.SMTP("127.0.0.1", args.port, local_hostname="client.members.test", timeout=30) as s:
+        s.ehlo()
+        code, reply = s.mail(args.sender)
+        if code != 250:
+            die(f"port {args.port}: MAIL FROM:<{args.sender}> answered {code} {reply!r}")
+        code, reply = s.rcpt(args.rcpt)
+        s.rset()
+    text = reply.decode(errors="replace")
+    if not str(code).startswith(args.expect):
+        die(f"port {args.port}: RCPT TO:<{args.rcpt}> answered {code} {text!r}, expected {args.expect}")
+    print(f"{code} {text}")
 
 
 def cmd_forge_dsn(args):
@@ -423,6 +440,13 @@ def main():
     s.add_argument("--rcpt", required=True)
     s.add_argument("--xverp", choices=["yes", "no"], required=True)
     s.set_defaults(fn=cmd_probe)
+
+    s = sub.add_parser("rcpt")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--sender", required=True)
+    s.add_argument("--rcpt", required=True)
+    s.add_argument("--expect", required=True)
+    s.set_defaults(fn=cmd_rcpt)
 
     s = sub.add_parser("forge-dsn")
     s.add_argument("--port", type=int, required=True)

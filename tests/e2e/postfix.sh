@@ -21,6 +21,9 @@
 #      address sends it a probe, the probe's DSN disables it (owner told, no more copies);
 #      forged DSNs about a live member disable nobody; unsubscribe by the member's own
 #      List-Unsubscribe address; members enable (tests/e2e/bounces.sh)
+#   i. routing from the list files (postfix/socketmap.cf.snippet): role addresses accepted,
+#      unknown ones refused at RCPT with no bounce, a new list file routable at once, 4xx at
+#      RCPT while listkeeper is down (tests/e2e/routing.sh)
 #
 # Environment: LISTKEEPER_BIN=/path/to/listkeeper skips the build and tests that binary;
 #              KEEP_TMP=1 keeps the temporary directory even on success.
@@ -157,6 +160,8 @@ maillog_mark() { wc -l <"$MAILLOG" 2>/dev/null || echo 0; }
 # present line would read as missing.
 maillog_has() { grep -Eq -- "$2" < <(tail -n "+$(($1 + 1))" "$MAILLOG" 2>/dev/null); }
 maillog_show() { tail -n "+$(($1 + 1))" "$MAILLOG" | grep -E -- "$2" | sed 's/^/    maillog: /'; }
+# held_re RCPT: the maillog line of an LMTP delivery to RCPT that listkeeper answered "held".
+held_re() { printf 'to=<%s>.*status=sent .*held for moderation' "$1"; }
 queue_empty() { grep -q 'Mail queue is empty' < <(postqueue -c "$PFC" -p 2>/dev/null); }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 lk_up() { kill -0 "$LK_PID" 2>/dev/null || fail "listkeeper exited; see $LKLOG"; [[ -S "$SOCK" ]]; }
@@ -185,7 +190,8 @@ render() {
     out="$(sed -e "s|@LIST_DOMAIN@|$LIST_DOMAIN|g" \
         -e "s|@POSTFIX_CONFIG_DIR@|$PFC|g" \
         -e "s|@LMTP_SOCKET@|$SOCK|g" \
-        -e "s|@REINJECT_LISTEN@|127.0.0.1:$REINJECT_PORT|g" "$1")"
+        -e "s|@REINJECT_LISTEN@|127.0.0.1:$REINJECT_PORT|g" \
+        -e "s|@MAP_SOCKET@|$MAPSOCK|g" "$1")"
     local left
     left="$(grep -v '^[[:space:]]*#' <<<"$out" | grep -Eo '@[A-Z_]+@' | sort -u | tr '\n' ' ')" || true
     [[ -z "$left" ]] || fail "unknown placeholder(s) in $1: $left"
@@ -198,6 +204,9 @@ source "$HERE/flows.sh"
 # The step h (personalized delivery and bounces) and its helpers.
 # shellcheck source=bounces.sh
 source "$HERE/bounces.sh"
+# The step i (routing through listkeeper's socketmap) and its helpers.
+# shellcheck source=routing.sh
+source "$HERE/routing.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Private Postfix instance.
@@ -246,7 +255,7 @@ CLOSED_MEMBERS=(c1 c2)
 PERF_USERS="$T/perf-members.txt"
 for i in $(seq -w 1 1000); do echo "p$i@$MEMBER_DOMAIN"; done >"$PERF_USERS"
 for user in "${DEV_MEMBERS[@]}" "${CLOSED_MEMBERS[@]}" poster outsider owner "${FLOW_USERS[@]}" \
-    "${NEWS_USERS[@]}" $(sed 's/@.*//' "$PERF_USERS"); do
+    "${NEWS_USERS[@]}" "${ROUTING_USERS[@]}" $(sed 's/@.*//' "$PERF_USERS"); do
     printf '%s@%s\t%s/%s/\n' "$user" "$MEMBER_DOMAIN" "$MEMBER_DOMAIN" "$user"
 done >"$PFC/vmailbox"
 
@@ -304,6 +313,7 @@ helo_name = "listkeeper.test"
 max_message_size = 10485760
 max_recipients = 1000
 EOF
+routing_conf >>"$LKCONF"
 cat >"$LK/lists.d/dev.toml" <<'EOF'
 address = "dev@lists.test"
 display_name = "Developers"
@@ -445,6 +455,7 @@ printf 'COST: 1000 members, 10 KB: %s s end to end, listkeeper peak RSS %s MB\n'
 step_f
 step_g
 step_h
+step_i
 
 # ---------------------------------------------------------------------------------------------
 STEP="shutdown"
