@@ -25,6 +25,8 @@ cargo test
 
 step "end-to-end: Postfix + listkeeper (tests/e2e/postfix.sh)"
 bash tests/e2e/postfix.sh
+step "end-to-end: Exim + listkeeper (tests/e2e/exim.sh)"
+bash tests/e2e/exim.sh
 step "end-to-end faults: kill -9, re-injection failures, store full, slow MTA (tests/e2e/faults.sh)"
 bash tests/e2e/faults.sh
 
