@@ -5,6 +5,7 @@ mod check;
 mod held;
 mod lists;
 mod members;
+mod mta;
 mod pending;
 mod serve;
 mod status;
@@ -65,6 +66,9 @@ enum Command {
     /// Show, approve or reject requests waiting for a confirmation or an owner.
     #[command(subcommand)]
     Pending(pending::PendingCommand),
+    /// Check the MTA's live configuration (Postfix, Exim) against listkeeper's.
+    #[command(subcommand)]
+    Mta(mta::MtaCommand),
 }
 
 /// Log to stderr through [`crate::logging::subscriber`] (control characters in values
@@ -94,6 +98,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Pending(p) => pending::run(p),
         Command::Held(h) => held::run(h),
         Command::Bounces(b) => bounces::run(b),
+        Command::Mta(m) => mta::run(m),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

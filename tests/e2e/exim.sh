@@ -284,6 +284,19 @@ flows_lists
     fail "members add perf failed"
 start_listkeeper
 
+# ---------------------------------------------------------------------------------------------
+STEP="mta check"
+"$BIN" mta check exim --config "$LKCONF" --tool "$EXIM" --mta-config "$CONF" >"$T/mta-check.out" 2>&1 ||
+    { sed 's/^/    /' "$T/mta-check.out" >&2; fail "listkeeper mta check exim finds the tested set-up wrong"; }
+# The same set-up without rcpt_include_affixes: named, exit 1.
+grep -v 'rcpt_include_affixes' "$EX/transports.conf" >"$EX/transports-bad.conf"
+sed "s|$EX/transports.conf|$EX/transports-bad.conf|" "$CONF" >"$EX/exim-bad.conf"
+if "$BIN" mta check exim --config "$LKCONF" --tool "$EXIM" --mta-config "$EX/exim-bad.conf" >"$T/mta-bad.out" 2>&1; then
+    fail "listkeeper mta check exim accepts a transport without rcpt_include_affixes"
+fi
+grep -q '^WRONG .*rcpt_include_affixes' "$T/mta-bad.out" || { cat "$T/mta-bad.out" >&2; fail "mta check did not name rcpt_include_affixes"; }
+log "PASS mta check: the tested set-up is right (exit 0); without rcpt_include_affixes: '$(grep -m1 '^WRONG' "$T/mta-bad.out")'"
+
 post() {
     local sender="$1" to="$2" subject="$3"
     shift 3
