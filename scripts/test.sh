@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit/integration tests, then the end-to-end tests
-# against a private Postfix instance (tests/e2e/postfix.sh and faults.sh; need root, install
+# against a private Postfix instance (tests/e2e/postfix.sh and faults.sh) and a private Exim
+# (tests/e2e/exim.sh, unpacked from its Debian packages) (all need root, install
 # Postfix), then a short fuzzing run (scripts/fuzz.sh). Stops at the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -5,7 +5,8 @@
 #      accepted at RCPT, an unknown address at the list domain is refused at RCPT (550 5.1.1,
 #      nothing queued, no bounce); a list file dropped while Postfix runs is accepted at once
 #      and its post delivered; with listkeeper stopped, list addresses get 4xx at RCPT (the
-#      sender keeps the mail) and are accepted again when it is back.
+#      sender keeps the mail) and are accepted again when it is back. `listkeeper mta check
+#      postfix` names the missing map before the snippet and passes after it.
 
 MAPSOCK="$LK/run/map.sock"
 ROUTING_USERS=(r1 r2)
@@ -33,6 +34,12 @@ rcpt_show() {
 step_i() {
     STEP="i. routing from the list files (socketmap)"
     local line mark token addr
+    # Before the snippet: listkeeper mta check names the missing recipient map (exit 1).
+    if "$BIN" mta check postfix --config "$LKCONF" --mta-config "$PFC" >"$T/mta-check.out" 2>&1; then
+        fail "listkeeper mta check postfix passes without relay_recipient_maps"
+    fi
+    grep -q '^WRONG relay_recipient_maps does not use socketmap' "$T/mta-check.out" ||
+        { cat "$T/mta-check.out" >&2; fail "mta check did not name relay_recipient_maps"; }
     while IFS= read -r line; do
         [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
         postconf -c "$PFC" -e "$line"
@@ -40,6 +47,9 @@ step_i() {
     postfix -c "$PFC" check || fail "postfix check failed with socketmap.cf.snippet"
     postfix -c "$PFC" reload >/dev/null 2>&1 || fail "postfix reload failed"
     wait_for "postfix to refuse an unknown list address at RCPT" rcpt_is 550 "nosuch-$RUN_ID@$LIST_DOMAIN"
+    "$BIN" mta check postfix --config "$LKCONF" --mta-config "$PFC" >"$T/mta-check.out" 2>&1 ||
+        { sed 's/^/    /' "$T/mta-check.out" >&2; fail "listkeeper mta check postfix finds the tested set-up wrong"; }
+    log "PASS i: listkeeper mta check postfix: missing relay_recipient_maps named (exit 1), then right (exit 0)"
 
     mark="$(maillog_mark)"
     token="e2e-i-$RUN_ID"
