@@ -180,7 +180,7 @@ source "$HERE/flows.sh"
 
 # ---------------------------------------------------------------------------------------------
 STEP="exim setup"
-read -r SUBMIT_PORT REINJECT_PORT <<<"$(mailtool freeports 2)"
+read -r SUBMIT_PORT REINJECT_PORT SINK_PORT <<<"$(mailtool freeports 3)"
 log "temp dir $T; submission 127.0.0.1:$SUBMIT_PORT, re-injection 127.0.0.1:$REINJECT_PORT"
 mkdir -p "$EX/spool" "$EX/log" "$MAILBASE" "$LK/run" "$LK/lists.d"
 # Exim writes its spool and logs as its own user, also when started by root.
@@ -225,6 +225,13 @@ acl_check_data:
 
 begin routers
 .include $EX/routers.conf
+# Benchmark only (EXIM_BENCH): sink.test goes to a counting SMTP sink on loopback.
+sink:
+  driver = manualroute
+  domains = sink.test
+  route_list = * 127.0.0.1
+  self = send
+  transport = sink_smtp
 members:
   driver = accept
   domains = +local_domains
@@ -233,6 +240,10 @@ members:
 
 begin transports
 .include $EX/transports.conf
+sink_smtp:
+  driver = smtp
+  port = $SINK_PORT
+  hosts_avoid_tls = *
 maildir:
   driver = appendfile
   directory = $MAILBASE/$MEMBER_DOMAIN/\$local_part_data
@@ -421,6 +432,42 @@ done <"$PERF_USERS"
 # At most the transactions in flight at the kill (one per connection) can repeat.
 ((dups <= 4)) || fail "$dups members got the post twice (bound: 4, one per connection)"
 log "PASS k: killed mid-fan-out, the MTA's retry skipped $skipped members already sent; every one of 1000 got it ($dups twice, bound 4)"
+
+# ---------------------------------------------------------------------------------------------
+# Throughput (not in CI: EXIM_BENCH=N members): N copies of 10 KB into a counting sink behind
+# Exim, from smtp-source (8 persistent sessions, one recipient each) into the re-injection port, and
+# from one personalized post (listkeeper re-injecting into the same port).
+if [[ -n "${EXIM_BENCH:-}" ]]; then
+    STEP="bench"
+    N="$EXIM_BENCH"
+    SINKLOG="$T/sink.log"
+    : >"$SINKLOG"
+    python3 "$HERE/faultkit.py" sink --port "$SINK_PORT" --log "$SINKLOG" &
+    SINK_PID=$!
+    wait_for "the sink" port_open "$SINK_PORT"
+    sink_has() { (($(wc -l <"$SINKLOG") >= $1)); }
+    TIMEOUT=1200
+    t0=$(date +%s.%N)
+    smtp-source -d -s 8 -m "$N" -l 10240 -f "poster@$MEMBER_DOMAIN" -t "bench@sink.test" "127.0.0.1:$REINJECT_PORT"
+    wait_for "$N messages in the sink" sink_has "$N"
+    t1=$(date +%s.%N)
+    src_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}')
+    for i in $(seq 1 "$N"); do echo "m$i@sink.test"; done >"$T/bench-members.txt"
+    open_list bench $'[delivery]\nmode = "personalized"\nverp = true'
+    wait_for "the bench list" rcpt_is 250 "bench@$LIST_DOMAIN"
+    "$BIN" members add --config "$LKCONF" bench@lists.test --file - <"$T/bench-members.txt" >>"$LKLOG" 2>&1
+    sed -i 's/^max_recipients_per_transaction = .*/max_recipients_per_transaction = 100/' "$LKCONF"
+    sleep 1
+    : >"$SINKLOG"
+    t0=$(date +%s.%N)
+    post "poster@$MEMBER_DOMAIN" "bench@$LIST_DOMAIN" "bench" --size 10240 >/dev/null
+    wait_for "$N copies in the sink" sink_has "$N"
+    t1=$(date +%s.%N)
+    lk_rate=$(awk -v n="$N" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}')
+    kill "$SINK_PID" 2>/dev/null || true
+    printf 'BENCH exim: smtp-source %s msgs/s, listkeeper personalized VERP post %s copies/s (%s x 10 KB), ratio %s\n' \
+        "$src_rate" "$lk_rate" "$N" "$(awk -v a="$lk_rate" -v b="$src_rate" 'BEGIN {printf "%.2f", a / b}')"
+fi
 
 STEP="shutdown"
 stop_listkeeper
