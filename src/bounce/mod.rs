@@ -6,8 +6,11 @@
 //!
 //! Reading order: RFC 3464 delivery-status parts first (also `message/global-delivery-status`
 //! of RFC 6533, and DSN fields sent as `text/plain`), then the human-readable formats of real
-//! MTAs, then delay and success notices, then auto-replies. Whatever none of them recognises is
-//! [`Report::Unrecognized`], so the caller forwards it to the owners instead of dropping it.
+//! MTAs, then delay and success notices, then `X-Failed-Recipients`, then (for a message that
+//! is clearly a failure notice sent by a mail system) the generic list shapes of `generic`,
+//! and only then auto-replies. A clear failure notice without a readable address is
+//! [`Report::Unattributed`]; whatever none of them recognises is [`Report::Unrecognized`], so
+//! the caller forwards it to the owners instead of dropping it.
 //!
 //! SECURITY: the input is untrusted bytes from anyone who can send mail. Nothing here may panic
 //! on it, and the work is bounded: only the first [`MAX_BYTES`] and [`MAX_LINES`] lines are
@@ -19,6 +22,7 @@
 //! - [`handle`]: mail to `NAME-bounces@`: scores, probes, disabling and removal
 //! - `dsn`: RFC 3464 / RFC 6533 per-recipient fields
 //! - `formats`: qmail, Yahoo, Postfix, Exim, Sendmail, Exchange / Office 365 and Gmail prose
+//! - `generic`: the fallback for any clear failure notice: addresses from the usual list shapes
 //! - `notice`: delay and success notices, auto-replies
 //! - `text`: the limits, status and reply codes, hard/soft words, one-line diagnostics
 //! - `verp`: `bob@example.org` <-> `bob=example.org`
