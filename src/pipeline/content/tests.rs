@@ -453,3 +453,39 @@ fn many_recipients_and_parts_stay_fast() {
     assert_eq!(removed.len(), 20_000);
     assert!(out.contains("kept") && out.contains("application/x-19999]"));
 }
+
+#[test]
+fn two_content_type_fields_hold_the_post() {
+    // The executable type first, text/plain last: the parser sees text/plain, a client may
+    // see the executable. Neither pass_types nor drop_types may decide on one of them.
+    let raw = "Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+               Content-Type: text/plain\r\n\r\nhello\r\n--b\r\n\
+               Content-Type: application/x-msdownload\r\nContent-Type: text/plain\r\n\r\nMZ\r\n--b--\r\n";
+    let pass = MimeFilter {
+        pass_types: vec!["text/plain".into()],
+        ..MimeFilter::default()
+    };
+    assert!(matches!(run(raw, &pass), Err(ContentError::Malformed(_))));
+    assert!(matches!(
+        run(raw, &drop(&["application/x-msdownload"])),
+        Err(ContentError::Malformed(_))
+    ));
+    let cte = "Subject: s\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\
+               Content-Transfer-Encoding: 7bit\r\n\r\nTVo=\r\n";
+    assert!(matches!(run(cte, &pass), Err(ContentError::Malformed(_))));
+}
+
+#[test]
+fn text_without_a_subtype_is_text_plain() {
+    let raw = "Subject: s\r\nContent-Type: text; charset=us-ascii\r\n\r\nhello\r\n";
+    let pass = MimeFilter {
+        pass_types: vec!["text/plain".into()],
+        ..MimeFilter::default()
+    };
+    assert_eq!(run(raw, &pass), Ok(None));
+    let mixed = "Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+               Content-Type: text\r\n\r\nhello\r\n--b\r\nContent-Type: image/png\r\n\r\nxx\r\n--b--\r\n";
+    let (out, removed) = run(mixed, &pass).unwrap().unwrap();
+    assert_eq!(removed, ["image/png"]);
+    assert!(out.contains("hello"));
+}
