@@ -477,3 +477,24 @@ fn boundaries_avoid_prefixes_and_text() {
         new_boundary(&[&hay], &[]).unwrap_or_default().as_bytes()
     ));
 }
+
+#[test]
+fn the_prefix_never_pushes_the_subject_past_998_octets() {
+    let long = "w".repeat(985);
+    for eol in ["\r\n", "\n"] {
+        let raw = format!("Subject: {long}{eol}From: a@example.org{eol}{eol}body{eol}");
+        let out = run(raw.as_bytes(), &deco(None));
+        assert!(
+            out.split('\n')
+                .all(|l| l.trim_end_matches('\r').len() <= 998),
+            "an overlong line in {out:?}"
+        );
+        let message = MessageParser::default()
+            .parse(out.as_bytes())
+            .expect("parses");
+        assert_eq!(message.subject(), Some(format!("[dev] {long}").as_str()));
+    }
+    // A short subject stays on one line.
+    let out = run(b"Subject: hi\r\n\r\nbody\r\n", &deco(None));
+    assert!(out.starts_with("Subject: [dev] hi\r\n"), "{out}");
+}
