@@ -273,6 +273,13 @@ impl Prepared {
                 if !self.has_mime_version {
                     out.extend_from_slice(b"MIME-Version: 1.0\r\n");
                 }
+                // The inner part took its Content-Transfer-Encoding along; a multipart that
+                // carries 8-bit octets must say so itself (RFC 2045 6.4).
+                if let Some(cte) = outer_encoding(&self.moved, body) {
+                    out.extend_from_slice(
+                        format!("Content-Transfer-Encoding: {cte}\r\n").as_bytes(),
+                    );
+                }
                 let delimiter = format!("--{boundary}");
                 let content_type = format!(
                     "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n{delimiter}\r\n"
@@ -312,6 +319,24 @@ impl Prepared {
             }
         }
         out
+    }
+}
+
+/// The encoding a multipart wrapped around `body` must declare: `binary` or `8bit` when the
+/// moved Content-Transfer-Encoding says so or the body holds 8-bit octets, else none (7bit).
+fn outer_encoding(moved: &[u8], body: &[u8]) -> Option<&'static str> {
+    let fields = String::from_utf8_lossy(moved).to_ascii_lowercase();
+    let declared = fields
+        .split('\n')
+        .filter_map(|l| l.strip_prefix("content-transfer-encoding:"))
+        .map(str::trim)
+        .next()
+        .unwrap_or_default();
+    match declared {
+        "binary" => Some("binary"),
+        "8bit" => Some("8bit"),
+        _ if body.iter().any(|&b| b >= 0x80) => Some("8bit"),
+        _ => None,
     }
 }
 

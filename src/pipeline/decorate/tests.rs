@@ -498,3 +498,24 @@ fn the_prefix_never_pushes_the_subject_past_998_octets() {
     let out = run(b"Subject: hi\r\n\r\nbody\r\n", &deco(None));
     assert!(out.starts_with("Subject: [dev] hi\r\n"), "{out}");
 }
+
+#[test]
+fn a_wrapped_8bit_post_labels_its_outer_multipart() {
+    // A charset the footer cannot be appended in: the post is wrapped, its Content-* fields
+    // move into the inner part, and the outer part carries the same 8-bit octets.
+    let raw = b"Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=x-unknown\r\n\
+                Content-Transfer-Encoding: 8bit\r\n\r\ncaf\xe9\r\n";
+    let out = decorate(raw, &deco(Some("foot"))).expect("decorates");
+    let text = String::from_utf8_lossy(&out);
+    let (outer, inner) = text.split_once("\r\n\r\n").expect("header section");
+    assert!(outer.contains("multipart/mixed"), "{text}");
+    assert!(outer.contains("Content-Transfer-Encoding: 8bit"), "{text}");
+    assert!(inner.contains("Content-Transfer-Encoding: 8bit"), "{text}");
+    // A 7-bit post wrapped the same way declares nothing.
+    let ascii = b"Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=x-unknown\r\n\r\ncafe\r\n";
+    let out = decorate(ascii, &deco(Some("foot"))).expect("decorates");
+    let text = String::from_utf8_lossy(&out);
+    let (outer, _) = text.split_once("\r\n\r\n").expect("header section");
+    assert!(outer.contains("multipart/mixed"), "{text}");
+    assert!(!outer.contains("Content-Transfer-Encoding"), "{text}");
+}
