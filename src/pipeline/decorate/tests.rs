@@ -192,10 +192,44 @@ fn non_ascii_footer_routes() {
     let utf8_qp = b"Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\
                     Content-Transfer-Encoding: quoted-printable\r\n\r\nhi\r\n";
     assert!(run(utf8_qp, &deco(footer)).ends_with("hi\r\n--=20\r\nListe f=C3=BCr Entwickler\r\n"));
-    // us-ascii, or utf-8 declared 7bit: the footer goes into its own part.
+    // us-ascii (declared or not) with ASCII text, or utf-8 declared 7bit: the footer is
+    // appended in place, the header relabelled as UTF-8 8bit, the body untouched.
+    let cases: [(&[u8], &str); 4] = [
+        (b"Subject: s\r\n\r\nhi\r\n", "Content-Type: text/plain; charset=utf-8\r\n"),
+        (
+            b"Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n",
+            "Content-Type: text/plain; charset=utf-8\r\n",
+        ),
+        (
+            b"Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"US-ASCII\"; format=flowed\r\n\
+              Content-Transfer-Encoding: 7bit\r\n\r\nhi\r\n",
+            "Content-Type: text/plain; charset=utf-8; format=flowed\r\n",
+        ),
+        (
+            // Thunderbird's usual plain text.
+            b"Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8; format=flowed\r\n\
+              Content-Transfer-Encoding: 7bit\r\n\r\nhi\r\n",
+            "Content-Type: text/plain; charset=UTF-8; format=flowed\r\n",
+        ),
+    ];
+    for (raw, content_type) in cases {
+        let out = run(raw, &deco(footer));
+        assert!(!out.contains("multipart"), "{out}");
+        assert!(out.contains(content_type), "{out}");
+        assert!(out.contains("Content-Transfer-Encoding: 8bit\r\n"), "{out}");
+        assert_eq!(out.matches("Content-Transfer-Encoding").count(), 1, "{out}");
+        assert_eq!(out.matches("MIME-Version").count(), 1, "{out}");
+        assert!(
+            out.ends_with("hi\r\n-- \r\nListe für Entwickler\r\n"),
+            "{out}"
+        );
+        assert_eq!(text_of(&out), "hi\r\n-- \r\nListe für Entwickler\r\n");
+    }
+    // A us-ascii label on 8-bit text (the label is wrong, nobody knows the charset), and a
+    // charset the footer cannot be written in: the footer goes into its own part.
     for raw in [
-        &b"Subject: s\r\n\r\nhi\r\n"[..],
-        b"Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n",
+        &b"Subject: s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nh\xe9\r\n"[..],
+        b"Subject: s\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\nhi\r\n",
     ] {
         let out = run(raw, &deco(footer));
         assert!(out.contains("Content-Transfer-Encoding: quoted-printable\r\nContent-Disposition: inline\r\n\r\n--=20\r\nListe f=C3=BCr"), "{out}");
