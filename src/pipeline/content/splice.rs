@@ -79,7 +79,21 @@ pub(super) fn assemble(
     if !wrote {
         return Err(ContentError::Empty);
     }
-    let tail = closing(raw, previous_end.unwrap_or(first), end, &delimiter)?;
+    let from = previous_end.unwrap_or(first);
+    let synthesized;
+    let tail = match closing(raw, from, end, &delimiter) {
+        Ok(tail) => tail,
+        // No closing delimiter, the last part running to the end: readers take the multipart
+        // as closed there, and so does the filter, writing the delimiter it lacked.
+        Err(e) => {
+            let rest = raw.get(from..end).ok_or(OUT_OF_RANGE)?;
+            if !rest.iter().all(|b| matches!(b, b'\r' | b'\n')) || end != raw.len() {
+                return Err(e);
+            }
+            synthesized = [delimiter.as_slice(), b"--\r\n"].concat();
+            synthesized.as_slice()
+        }
+    };
     if let Some(extra) = extra {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&delimiter);

@@ -169,9 +169,9 @@ fn misplaced_delimiters_are_not_edited() {
             "a delimiter is not on a line of its own"
         ))
     );
-    // No closing delimiter.
+    // No closing delimiter, but text after the last part's end: not edited.
     let raw = "Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
-               Content-Type: image/png\r\n\r\nxx\r\n--b\r\nContent-Type: text/plain\r\n\r\nt\r\n";
+               Content-Type: image/png\r\n\r\nxx\r\n--b\r\nContent-Type: text/plain\r\n\r\nt\r\n--b-x\r\n";
     assert!(matches!(
         run(raw, &drop(&["image/png"])),
         Err(ContentError::Malformed(_))
@@ -488,4 +488,19 @@ fn text_without_a_subtype_is_text_plain() {
     let (out, removed) = run(mixed, &pass).unwrap().unwrap();
     assert_eq!(removed, ["image/png"]);
     assert!(out.contains("hello"));
+}
+
+#[test]
+fn a_multipart_without_its_closing_delimiter_is_closed_at_the_end() {
+    let raw = "Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+               Content-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: image/png\r\n\r\nxx\r\n";
+    let (out, removed) = run(raw, &drop(&["image/png"])).unwrap().unwrap();
+    assert_eq!(removed, ["image/png"]);
+    assert!(out.contains("hello") && !out.contains("xx"), "{out}");
+    assert!(out.ends_with("\r\n--b--\r\n"), "{out:?}");
+    let reparsed = mail_parser::MessageParser::default()
+        .parse(out.as_bytes())
+        .expect("parses");
+    // The root, the text and the note about the removed part.
+    assert_eq!(reparsed.parts.len(), 3, "{out}");
 }
