@@ -86,8 +86,8 @@ pub(super) fn assemble(
         // No closing delimiter, the last part running to the end: readers take the multipart
         // as closed there, and so does the filter, writing the delimiter it lacked.
         Err(e) => {
-            let rest = raw.get(from..end).ok_or(OUT_OF_RANGE)?;
-            if !rest.iter().all(|b| matches!(b, b'\r' | b'\n')) || end != raw.len() {
+            // Only when the last part ends a line: then what follows it is read the same.
+            if from != end || end != raw.len() || !raw.ends_with(b"\n") {
                 return Err(e);
             }
             synthesized = [delimiter.as_slice(), b"--\r\n"].concat();
