@@ -233,9 +233,38 @@ fn collapse_at_the_root_hoists_the_text() {
         out.contains("multipart/alternative") && out.contains("<p>h"),
         "{out}"
     );
+    // The note cannot go inside the alternative (it would be one of the alternatives): the
+    // message is wrapped in a multipart/mixed with the note after it.
+    let parsed = mail_parser::MessageParser::default()
+        .parse(out.as_bytes())
+        .expect("parses");
+    let root = mail_parser::MimeHeaders::content_type(parsed.root_part()).expect("content type");
+    assert_eq!(
+        (root.ctype(), root.subtype()),
+        ("multipart", Some("mixed")),
+        "{out}"
+    );
+    assert!(out.contains("[Parts of this message were removed by the list: text/plain]"));
+    assert!(out.starts_with("From: a@example.org\r\nMIME-Version: 1.0\r\nSubject: s\r\n"));
+}
+
+#[test]
+fn a_report_that_lost_parts_says_so() {
+    let raw = "Subject: s\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n\
+               --r\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--r\r\n\
+               Content-Type: application/x-msdownload\r\n\r\nMZ\r\n--r--\r\n";
+    let (out, removed) = run(raw, &drop(&["application/x-msdownload"]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(removed, ["application/x-msdownload"]);
+    assert!(!out.contains("MZ"), "{out}");
     assert!(
-        !out.contains("Parts of this message"),
-        "no note outside multipart/mixed"
+        out.contains("multipart/report") && out.contains("multipart/mixed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[Parts of this message were removed by the list: application/x-msdownload]"),
+        "{out}"
     );
 }
 

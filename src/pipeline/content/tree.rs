@@ -74,7 +74,17 @@ impl<'a, 'x> Walk<'a, 'x> {
             .raw
             .get(..root.offset_body as usize)
             .ok_or(ContentError::Malformed("part offsets out of range"))?;
-        Ok(Root::Rebuilt([head, &body].concat()))
+        if note.is_some() {
+            return Ok(Root::Rebuilt([head, &body].concat()));
+        }
+        // Another multipart (report, alternative, related): a note inside it would be read as
+        // one of its parts, so the rebuilt message becomes the first part of a new
+        // multipart/mixed whose second part is the note.
+        Ok(Root::Rebuilt(splice::wrap_with_note(
+            head,
+            &body,
+            &splice::note_part(&self.removed),
+        )))
     }
 
     /// The decision for part `id`; `in_digest` when its parent is a multipart/digest (where
