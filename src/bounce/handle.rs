@@ -54,7 +54,8 @@ async fn process(
     let report = bounce::parse_with(&d.raw, envelope);
     let now = now_secs();
     if let Some(token) = ext.and_then(|e| e.strip_prefix(PROBE_PREFIX)) {
-        if let Report::Failed(_) = report {
+        // The token names the member: a failure notice without a readable address counts.
+        if matches!(report, Report::Failed(_) | Report::Unattributed(_)) {
             let (store, t, remove) = (
                 ctx.store.clone(),
                 token.to_ascii_lowercase(),
