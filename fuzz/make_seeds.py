@@ -146,6 +146,12 @@ for p in sorted((ROOT / "tests/fixtures/commands").glob("*.txt")):
 # bounce: every bounce fixture, and VERP extensions.
 for p in fixtures("tests/fixtures/bounces", ".eml"):
     put("bounce", p.stem, p.read_bytes())
+# A few of the bounce corpus's mailer families (shapes the golden fixtures lack).
+for name in ["qmail/custom-intro", "exchange/x400-dda", "sims-pmdf/action-first",
+             "mailenable/bracket-list", "forwarded/dsn-in-rfc822", "mdn/quota-as-mdn",
+             "imail/scrubbed-trailing-dot"]:
+    path = ROOT / "tests/fixtures/bounce-corpus" / (name + ".eml")
+    put("bounce", "corpus-" + name.replace("/", "-"), path.read_bytes())
 put("bounce", "verp", "bob=example.org\n")
 put("bounce", "verp-equals", "a=b=c=example.org\n")
 

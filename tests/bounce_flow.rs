@@ -265,3 +265,53 @@ async fn delays_and_auto_replies_are_ignored_and_the_unreadable_forwarded() {
     assert!(out.contains("forwarded to the owners"), "{out}");
     assert_eq!(w.mails_to("boss@owners.test").len(), 1);
 }
+
+/// A failure notice in which no address can be read counts for the member the VERP envelope
+/// names (soft unless the text says permanent); without VERP it reaches the owners.
+#[tokio::test]
+async fn a_failure_without_an_address_counts_for_the_verp_member() {
+    let w = world("").await;
+    let head = "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\nSubject: Undeliverable message";
+    let body = "Sorry, your message could not be delivered. The remote server did not answer.\r\n";
+    let out = w
+        .mail(
+            "",
+            "dev-bounces+bob=example.com@lists.example.org",
+            head,
+            body,
+        )
+        .await;
+    assert!(out.starts_with("250 2.0.0 bounce counted for 1"), "{out}");
+    // Soft: the list's default soft score is below one point.
+    let (points, state) = score(&w, "bob@example.com").expect("scored");
+    assert!(points > 0.0 && points < 1.0, "{points}");
+    assert_eq!(state, "ok");
+    assert!(w.mails_to("boss@owners.test").is_empty());
+
+    let out = w
+        .mail("", "dev-bounces@lists.example.org", head, body)
+        .await;
+    assert!(out.contains("forwarded to the owners"), "{out}");
+    assert_eq!(w.mails_to("boss@owners.test").len(), 1);
+    assert_eq!(score(&w, "amy@example.com"), None);
+}
+
+/// The probe's token names the member, so a failure notice of the probe in which no address
+/// can be read disables as well.
+#[tokio::test]
+async fn a_probe_bounce_without_a_readable_address_disables() {
+    let w = world("hard_score = 2.0\n").await;
+    let (head, body) = fixture("postfix-user-unknown.eml");
+    let out = w
+        .mail("", "dev-bounces@lists.example.org", &head, &body)
+        .await;
+    assert!(out.starts_with("250 2.0.0 bounce counted"), "{out}");
+    let sent = probes(&w);
+    assert_eq!(sent.len(), 1, "one probe: {sent:?}");
+    let probe_address = sent[0].from.clone();
+    let head = "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\nSubject: Undeliverable message";
+    let body = "Sorry, your message could not be delivered. This is a permanent error.\r\n";
+    let out = w.mail("", &probe_address, head, body).await;
+    assert!(out.contains("probe bounced"), "{out}");
+    assert!(flagged(&w, "bob@example.com"));
+}

@@ -81,6 +81,8 @@ fn render(report: &Report) -> String {
             .join("\n"),
         Report::Delayed => "delayed".into(),
         Report::AutoReply => "autoreply".into(),
+        Report::Unattributed(Failure::Hard) => "unattributed hard".into(),
+        Report::Unattributed(Failure::Soft) => "unattributed soft".into(),
         Report::Unrecognized => "unrecognized".into(),
     }
 }

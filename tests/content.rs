@@ -228,13 +228,19 @@ fn assert_kept(name: &str, input: &[u8], f: &Filtered) {
         "{name}: parts unaccounted for"
     );
     let has_note = f.message.windows(NOTE.len()).any(|w| w == NOTE.as_bytes());
-    let mixed_root = original
+    // Every multipart that lost parts says so: a mixed root gets the note, any other root is
+    // wrapped in a new mixed one with it; only a root collapsed to its text has none.
+    let mixed_root = out
         .root_part()
         .content_type()
         .is_some_and(|t| t.ctype() == "multipart" && t.subtype() == Some("mixed"));
     assert_eq!(
         has_note, mixed_root,
         "{name}: a note exactly in a mixed root"
+    );
+    assert_eq!(
+        has_note, !hoisted,
+        "{name}: a note unless collapsed to text"
     );
 }
 

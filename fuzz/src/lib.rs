@@ -465,7 +465,16 @@ pub fn bounce(data: &[u8]) {
     if past_session_depth(data) {
         return;
     }
-    match bounces::parse(data) {
+    // As it arrives from a null sender (real bounces) and from anyone.
+    let envelopes = [true, false].map(|null_sender| bounces::Envelope { null_sender });
+    for report in envelopes.map(|e| bounces::parse_with(data, e)) {
+        check_report(report);
+    }
+    bounce_verp(data);
+}
+
+fn check_report(report: Report) {
+    match report {
         Report::Failed(failed) => {
             assert!(!failed.is_empty(), "Report::Failed without a recipient");
             let mut seen = std::collections::HashSet::new();
@@ -500,8 +509,11 @@ pub fn bounce(data: &[u8]) {
                 }
             }
         }
-        Report::Delayed | Report::AutoReply | Report::Unrecognized => {}
+        Report::Delayed | Report::AutoReply | Report::Unattributed(_) | Report::Unrecognized => {}
     }
+}
+
+fn bounce_verp(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let first = text.lines().next().unwrap_or_default();
     for ext in [first, &*text] {

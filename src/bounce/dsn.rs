@@ -21,6 +21,8 @@ pub(super) struct Read {
     pub other: bool,
     /// A failed recipient whose address could not be read: someone must look at it.
     pub unattributed: bool,
+    /// How such a recipient failed (hard when any of them did).
+    pub unattributed_failure: Option<Failure>,
 }
 
 /// One recipient group.
@@ -72,13 +74,29 @@ fn judge(g: Group, read: &mut Read) {
         .and_then(address_of)
         .or_else(|| g.final_recipient.as_deref().and_then(address_of));
     let diagnostic = g.diagnostic.as_deref().map(strip_type).unwrap_or_default();
-    let status = g
+    let first = g
         .status
         .as_deref()
         .and_then(|s| s.split_whitespace().next())
-        .and_then(text::status_token)
+        .unwrap_or_default();
+    // Some MTAs write the SMTP reply code where the enhanced code belongs ("Status: 553
+    // sorry, ..."): its class still says permanent or temporary.
+    let reply_class = (first.len() == 3 && first.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| first.bytes().next())
+        .flatten()
+        .filter(|c| matches!(c, b'4' | b'5'));
+    let status = text::status_token(first)
         .map(str::to_string)
         .or_else(|| text::find_status(&diagnostic));
+    let class = status
+        .as_deref()
+        .and_then(|s| s.bytes().next())
+        .or(reply_class);
+    // Without a diagnostic, the words of a reply code in Status are the reason.
+    let diagnostic = match (diagnostic.is_empty(), reply_class, g.status.as_deref()) {
+        (true, Some(_), Some(words)) => words.to_string(),
+        _ => diagnostic,
+    };
     let action = g
         .action
         .as_deref()
@@ -86,10 +104,11 @@ fn judge(g: Group, read: &mut Read) {
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
     let failed = match action.as_str() {
-        "failed" => true,
+        // "failure", "fail": seen from real MTAs instead of RFC 3464's "failed".
+        a if a.starts_with("fail") => true,
         "delayed" | "delivered" | "relayed" | "expanded" => false,
         // Without a (known) Action only a permanent status counts as a failure.
-        _ => match status.as_deref().and_then(|s| s.bytes().next()) {
+        _ => match class {
             Some(b'5') => true,
             Some(b'2' | b'4') => false,
             _ => return,
@@ -99,12 +118,16 @@ fn judge(g: Group, read: &mut Read) {
         read.other = true;
         return;
     }
-    let Some(address) = address else {
-        read.unattributed = true;
-        return;
-    };
     // A 2.x.x Status on a failure says nothing about its kind.
     let status = status.filter(|s| !s.starts_with('2'));
+    let Some(address) = address else {
+        read.unattributed = true;
+        let failure = text::failure_of(status.as_deref(), &diagnostic, Failure::Hard);
+        if read.unattributed_failure != Some(Failure::Hard) {
+            read.unattributed_failure = Some(failure);
+        }
+        return;
+    };
     push_unique(
         &mut read.failed,
         Bounced {
@@ -158,19 +181,24 @@ fn apply(field: Option<(String, String)>, g: &mut Group, found: &mut Vec<Group>)
         // Postfix writes Final- before Original-Recipient, RFC 3464 the other way round; both
         // come before Action, so an address field after an Action (or a second one of the
         // same name) belongs to the next recipient.
+        // Sun SIMS and PMDF put Action and Status first, so an Action alone does not end a
+        // group: only one that already names a recipient does.
         "original-recipient" => {
-            if g.original.is_some() || g.action.is_some() {
+            if g.original.is_some() || (g.action.is_some() && g.final_recipient.is_some()) {
                 close(g, found);
             }
             g.original = Some(value);
         }
         "final-recipient" => {
-            if g.final_recipient.is_some() || g.action.is_some() {
+            if g.final_recipient.is_some() || (g.action.is_some() && g.original.is_some()) {
                 close(g, found);
             }
             g.final_recipient = Some(value);
         }
         "action" => {
+            if g.action.is_some() && (g.original.is_some() || g.final_recipient.is_some()) {
+                close(g, found);
+            }
             g.action.get_or_insert(value);
         }
         "status" => {

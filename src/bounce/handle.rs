@@ -48,10 +48,14 @@ async fn process(
     ext: Option<&str>,
 ) -> Result<String, PostError> {
     crate::stats::BOUNCES.inc();
-    let report = bounce::parse(&d.raw);
+    let envelope = bounce::Envelope {
+        null_sender: d.sender.is_null(),
+    };
+    let report = bounce::parse_with(&d.raw, envelope);
     let now = now_secs();
     if let Some(token) = ext.and_then(|e| e.strip_prefix(PROBE_PREFIX)) {
-        if let Report::Failed(_) = report {
+        // The token names the member: a failure notice without a readable address counts.
+        if matches!(report, Report::Failed(_) | Report::Unattributed(_)) {
             let (store, t, remove) = (
                 ctx.store.clone(),
                 token.to_ascii_lowercase(),
@@ -76,6 +80,19 @@ async fn process(
             tracing::info!(list = %list.key(), "auto-reply to the bounce address ignored");
             return Ok("auto-reply ignored".into());
         }
+        Report::Unattributed(failure) => match ext.and_then(bounce::decode_verp) {
+            // A failure notice without a readable address: the envelope names the member.
+            Some(member) => vec![bounce::Bounced {
+                address: member,
+                failure,
+                status: None,
+                diagnostic: None,
+            }],
+            None => {
+                forward_to_owners(ctx, list, d, now).await?;
+                return Ok("failure without an address; forwarded to the owners".into());
+            }
+        },
         Report::Unrecognized => {
             forward_to_owners(ctx, list, d, now).await?;
             return Ok("not understood; forwarded to the owners".into());

@@ -6,8 +6,11 @@
 //!
 //! Reading order: RFC 3464 delivery-status parts first (also `message/global-delivery-status`
 //! of RFC 6533, and DSN fields sent as `text/plain`), then the human-readable formats of real
-//! MTAs, then delay and success notices, then auto-replies. Whatever none of them recognises is
-//! [`Report::Unrecognized`], so the caller forwards it to the owners instead of dropping it.
+//! MTAs, then delay and success notices, then `X-Failed-Recipients`, then (for a message that
+//! is clearly a failure notice sent by a mail system) the generic list shapes of `generic`,
+//! and only then auto-replies. A clear failure notice without a readable address is
+//! [`Report::Unattributed`]; whatever none of them recognises is [`Report::Unrecognized`], so
+//! the caller forwards it to the owners instead of dropping it.
 //!
 //! SECURITY: the input is untrusted bytes from anyone who can send mail. Nothing here may panic
 //! on it, and the work is bounded: only the first [`MAX_BYTES`] and [`MAX_LINES`] lines are
@@ -19,12 +22,14 @@
 //! - [`handle`]: mail to `NAME-bounces@`: scores, probes, disabling and removal
 //! - `dsn`: RFC 3464 / RFC 6533 per-recipient fields
 //! - `formats`: qmail, Yahoo, Postfix, Exim, Sendmail, Exchange / Office 365 and Gmail prose
+//! - `generic`: the fallback for any clear failure notice: addresses from the usual list shapes
 //! - `notice`: delay and success notices, auto-replies
 //! - `text`: the limits, status and reply codes, hard/soft words, one-line diagnostics
 //! - `verp`: `bob@example.org` <-> `bob=example.org`
 
 mod dsn;
 mod formats;
+mod generic;
 pub mod handle;
 mod notice;
 mod text;
@@ -77,24 +82,54 @@ pub enum Report {
     Delayed,
     /// An auto-reply (vacation, out of office, a read receipt): to be ignored.
     AutoReply,
+    /// Clearly a failure notice, but no address in it could be read: counted for the member
+    /// when the envelope (VERP) names one, else forwarded to the owners like
+    /// [`Report::Unrecognized`]. Hard only when the text says the failure is permanent.
+    Unattributed(Failure),
     /// Not understood: to be forwarded to the owners, never dropped silently.
     Unrecognized,
 }
 
-/// Classify and parse a bounce message (raw bytes, LF or CRLF).
+/// What the envelope of the mail to `NAME-bounces@` says about it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Envelope {
+    /// It came with the null sender `<>` (RFC 5321 4.5.5: delivery status notifications do).
+    pub null_sender: bool,
+}
+
+/// Classify and parse a bounce message (raw bytes, LF or CRLF), knowing nothing of its
+/// envelope.
 pub fn parse(raw: &[u8]) -> Report {
+    parse_with(raw, Envelope::default())
+}
+
+/// Classify and parse a bounce message (raw bytes, LF or CRLF) that came with `envelope`.
+pub fn parse_with(raw: &[u8], envelope: Envelope) -> Report {
     let raw = text::bounded(raw);
     let Some(message) = crate::mime::parse(raw) else {
         return Report::Unrecognized;
     };
     let parts = Parts::of(&message);
 
-    let reports = dsn::read(parts.reports.iter().map(String::as_str));
+    // A gateway may forward the whole bounce as an attachment: its report counts when the
+    // outer message has none.
+    let bodies = if parts.reports.is_empty() {
+        &parts.inner_reports
+    } else {
+        &parts.reports
+    };
+    let reports = dsn::read(bodies.iter().map(String::as_str));
     if !reports.failed.is_empty() {
         return Report::Failed(reports.failed);
     }
     if reports.other && !reports.unattributed {
         return Report::Delayed;
+    }
+    // A disposition notification that says the message failed (quota, deleted unread by a
+    // filter) is a bounce sent in the wrong form.
+    let failed_mdn = mdn_failures(&parts.mdn_bodies);
+    if !failed_mdn.is_empty() {
+        return Report::Failed(failed_mdn);
     }
 
     let subject = message.subject().unwrap_or_default();
@@ -113,13 +148,123 @@ pub fn parse(raw: &[u8]) -> Report {
     if delay {
         return Report::Delayed;
     }
-    let bounce_like = !parts.reports.is_empty()
-        || formats::any_marker(&body.flat)
-        || notice::bounce_subject(subject);
+    let says_failure =
+        formats::any_marker(&body.flat) || body.returned_copy || notice::bounce_subject(subject);
+    // Sent by a mail system, not a person: the null sender, a daemon's From, a report part or
+    // the failed-recipients field.
+    let machine = envelope.null_sender
+        || from_mail_system(&message)
+        || !parts.reports.is_empty()
+        || !parts.inner_reports.is_empty()
+        || message.header_raw("X-Failed-Recipients").is_some();
+    if says_failure && machine {
+        let own = own_addresses(&message);
+        let default = text::failure_of(None, &body.text, Failure::Hard);
+        let found = generic::failures(&body, &own, default);
+        if !found.is_empty() {
+            return Report::Failed(found);
+        }
+        // No address could be read: as the report says, else soft unless the text says the
+        // failure is permanent.
+        return Report::Unattributed(
+            reports
+                .unattributed_failure
+                .unwrap_or_else(|| text::failure_of(None, &body.text, Failure::Soft)),
+        );
+    }
+    let bounce_like = !parts.reports.is_empty() || says_failure;
     if !bounce_like && (parts.mdn || notice::is_auto_reply(&message, subject)) {
         return Report::AutoReply;
     }
     Report::Unrecognized
+}
+
+/// The From of a mail system: a postmaster or mailer daemon, or a "Mail Delivery" name.
+fn from_mail_system(message: &Message<'_>) -> bool {
+    let Some(from) = message.from().and_then(|f| f.first()) else {
+        return false;
+    };
+    let address = from.address().unwrap_or_default().to_ascii_lowercase();
+    let local = address
+        .rsplit_once('@')
+        .map_or(address.as_str(), |(l, _)| l);
+    let name = from.name().unwrap_or_default().to_ascii_lowercase();
+    [
+        "mailer-daemon",
+        "mailer_daemon",
+        "mail-daemon",
+        "postmaster",
+        "microsoftexchange",
+    ]
+    .iter()
+    .any(|p| local.starts_with(p))
+        || name.contains("mail delivery")
+        || name.contains("mailer-daemon")
+}
+
+/// The addresses in the bounce's own From, To, Cc, Reply-To and Sender: never blamed by the
+/// fallback (they are the reporting system and the list's bounce address).
+fn own_addresses(message: &Message<'_>) -> Vec<String> {
+    let mut own = Vec::new();
+    let fields = [
+        message.from(),
+        message.to(),
+        message.cc(),
+        message.reply_to(),
+        message.sender(),
+    ];
+    for field in fields.into_iter().flatten() {
+        for a in field.iter().take(text::MAX_ENTRIES) {
+            if let Some(key) = a.address().and_then(|a| Address::parse(a).ok()) {
+                own.push(key.key());
+            }
+        }
+    }
+    own
+}
+
+/// Failures told by disposition notifications: `Disposition: ...; failed` (or a `Failure:` /
+/// `Error:` field) names its Final-Recipient; a quota reason is soft.
+fn mdn_failures(bodies: &[String]) -> Vec<Bounced> {
+    let mut found = Vec::new();
+    for body in bodies {
+        let mut recipient = None;
+        let mut failed = false;
+        let mut reason = String::new();
+        for line in body.lines().take(text::MAX_LINES) {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            match name.trim().to_ascii_lowercase().as_str() {
+                "final-recipient" | "original-recipient" if recipient.is_none() => {
+                    let address = value.split_once(';').map_or(value, |(_, a)| a);
+                    recipient = text::address_token(address.trim());
+                }
+                "disposition" => {
+                    let modifiers = value.split_once(';').map_or("", |(_, m)| m);
+                    failed |= modifiers.to_ascii_lowercase().contains("failed");
+                }
+                "failure" | "error" => {
+                    failed = true;
+                    text::push_reason(&mut reason, value);
+                }
+                _ => {}
+            }
+        }
+        if let (true, Some(address)) = (failed, recipient) {
+            let status = text::failure_status(&reason);
+            push_unique(
+                &mut found,
+                Bounced {
+                    address,
+                    failure: text::failure_of(status.as_deref(), &reason, Failure::Hard),
+                    status,
+                    diagnostic: text::one_line(&reason),
+                },
+            );
+        }
+    }
+    found
 }
 
 /// The text parts of a message outside the returned original, decoded.
@@ -130,6 +275,10 @@ struct Parts {
     texts: Vec<String>,
     /// A message/disposition-notification part: a read receipt.
     mdn: bool,
+    /// The bodies of the disposition-notification parts.
+    mdn_bodies: Vec<String>,
+    /// Delivery-status bodies inside attached messages (a forwarded bounce).
+    inner_reports: Vec<String>,
 }
 
 impl Parts {
@@ -138,6 +287,8 @@ impl Parts {
             reports: Vec::new(),
             texts: Vec::new(),
             mdn: false,
+            mdn_bodies: Vec::new(),
+            inner_reports: Vec::new(),
         };
         let mut html = Vec::new();
         let mut stack = vec![0u32];
@@ -165,8 +316,12 @@ impl Parts {
                     stack.extend(children.iter().rev());
                     continue;
                 }
-                // The returned original: what it says is not the report.
-                PartType::Message(_) => continue,
+                // The returned original: what it says is not the report, but a forwarded
+                // bounce's delivery-status parts are kept apart.
+                PartType::Message(inner) => {
+                    inner_reports(inner, &mut parts.inner_reports);
+                    continue;
+                }
                 PartType::Text(t) | PartType::Html(t) => text::bounded_str(t).to_string(),
                 PartType::Binary(b) | PartType::InlineBinary(b) => {
                     String::from_utf8_lossy(text::bounded(b)).into_owned()
@@ -177,7 +332,8 @@ impl Parts {
                     parts.reports.push(body)
                 }
                 ("message", "disposition-notification" | "global-disposition-notification") => {
-                    parts.mdn = true
+                    parts.mdn = true;
+                    parts.mdn_bodies.push(body);
                 }
                 ("text", "rfc822-headers" | "global-headers") => {}
                 ("text", "html") => html.push(mail_parser::decoders::html::html_to_text(&body)),
@@ -194,6 +350,31 @@ impl Parts {
             parts.texts = html;
         }
         parts
+    }
+}
+
+/// The delivery-status bodies among the parts of an attached message, one level deep (a
+/// message attached inside it is not opened: no depth an attacker chooses).
+fn inner_reports(message: &Message<'_>, out: &mut Vec<String>) {
+    for part in message.parts.iter().take(text::MAX_ENTRIES) {
+        let is_report = part.content_type().is_some_and(|c| {
+            c.ctype().eq_ignore_ascii_case("message")
+                && c.subtype().is_some_and(|s| {
+                    s.eq_ignore_ascii_case("delivery-status")
+                        || s.eq_ignore_ascii_case("global-delivery-status")
+                })
+        });
+        if !is_report || out.len() >= text::MAX_ENTRIES {
+            continue;
+        }
+        let body = match &part.body {
+            PartType::Text(t) | PartType::Html(t) => text::bounded_str(t).to_string(),
+            PartType::Binary(b) | PartType::InlineBinary(b) => {
+                String::from_utf8_lossy(text::bounded(b)).into_owned()
+            }
+            _ => continue,
+        };
+        out.push(body);
     }
 }
 

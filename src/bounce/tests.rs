@@ -223,11 +223,14 @@ fn unattributed_failures_reach_the_owners() {
     let dsn =
         "Final-Recipient: x400; c=us;a= ;p=corp;o=hq;s=smith\nAction: failed\nStatus: 5.1.1\n\n\
                Final-Recipient: rfc822; b@example.org\nAction: delayed\nStatus: 4.4.1\n";
-    assert_eq!(parse(report_message(dsn).as_bytes()), Report::Unrecognized);
-    let invalid = "Final-Recipient: rfc822; not an address\nAction: failed\nStatus: 5.1.1\n";
+    assert_eq!(
+        parse(report_message(dsn).as_bytes()),
+        Report::Unattributed(Failure::Hard)
+    );
+    let invalid = "Final-Recipient: rfc822; not an address\nAction: failed\nStatus: 4.2.2\n";
     assert_eq!(
         parse(report_message(invalid).as_bytes()),
-        Report::Unrecognized
+        Report::Unattributed(Failure::Soft)
     );
 }
 
@@ -254,7 +257,7 @@ fn utf8_addresses_are_unescaped() {
         let dsn = format!("Final-Recipient: utf-8; a{bad}b@example.org\nAction: failed\n");
         assert_eq!(
             parse(report_message(&dsn).as_bytes()),
-            Report::Unrecognized,
+            Report::Unattributed(Failure::Hard),
             "{bad}"
         );
     }
@@ -284,7 +287,7 @@ fn a_bounce_marked_auto_replied_is_never_an_auto_reply() {
     // Postfix marks its bounces "Auto-Submitted: auto-replied": one we cannot read must reach
     // the owners, not be ignored as a vacation message.
     let raw = format!("{POSTFIX_HEAD}<not-an-address>: host said: 550 go away\n");
-    assert_eq!(parse(raw.as_bytes()), Report::Unrecognized);
+    assert_eq!(parse(raw.as_bytes()), Report::Unattributed(Failure::Hard));
     // The same header on a person's out-of-office message is an auto-reply.
     let vacation = "From: bob@example.org\nSubject: Re: [dev] hello\nAuto-Submitted: auto-replied\n\nI am away.\n";
     assert_eq!(parse(vacation.as_bytes()), Report::AutoReply);
@@ -360,4 +363,49 @@ fn empty_and_odd_inputs() {
     ] {
         assert_eq!(parse(raw), Report::Unrecognized, "{raw:?}");
     }
+}
+
+const DAEMON_HEAD: &str = "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\n\
+    To: dev-bounces@lists.example.org\nSubject: Undeliverable mail\n\n";
+
+#[test]
+fn the_fallback_never_blames_an_address_it_cannot_be_sure_of() {
+    // A scrubbed address: dropping the trailing dot would name another address.
+    let raw = format!("{DAEMON_HEAD}Unknown user: xxxxx@xxxxxx.\n");
+    assert_eq!(parse(raw.as_bytes()), Report::Unattributed(Failure::Hard));
+    // A dot that ends a sentence after a full domain goes.
+    let raw = format!("{DAEMON_HEAD}Unknown user: ann@example.org.\n");
+    assert_eq!(
+        summary(&parse(raw.as_bytes())),
+        vec![failed("ann@example.org", Failure::Hard, None)]
+    );
+    // Postmasters, the bounce's own sender and recipients, addresses inside sentences and
+    // addresses in the returned copy are never taken.
+    let raw = format!(
+        "{DAEMON_HEAD}Your message could not be delivered.\n\n\
+         postmaster@mx.example.net\n\
+         mailer-daemon@mx.example.net\n\
+         dev-bounces@lists.example.org\n\
+         Please ask carol@example.org about it.\n\n\
+         --- Below this line is a copy of the message.\n\n\
+         dave@example.org\n"
+    );
+    assert_eq!(parse(raw.as_bytes()), Report::Unattributed(Failure::Soft));
+    // The same text from a person is no bounce at all.
+    let person = "From: carol@example.org\nSubject: mail problem\n\n\
+         Your message could not be delivered.\n\n  dave@example.org\n";
+    assert_eq!(parse(person.as_bytes()), Report::Unrecognized);
+}
+
+#[test]
+fn a_bounce_with_a_site_specific_introduction_is_read() {
+    // qmail with its text replaced: only the returned-copy line marks it, below the cut.
+    let raw = "From: MAILER-DAEMON@mx.example.it\nSubject: avviso\n\n\
+         Il messaggio non e' stato consegnato.\n\n<eva@example.it>:\n\
+         Remote host said: 550 5.1.1 unknown\n\n\
+         --- Below this line is a copy of the message.\n\nFrom: x@example.net\n";
+    assert_eq!(
+        summary(&parse(raw.as_bytes())),
+        vec![failed("eva@example.it", Failure::Hard, Some("5.1.1"))]
+    );
 }

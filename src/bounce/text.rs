@@ -51,17 +51,24 @@ pub(super) struct Body {
     /// `text` folded (see [`fold`]) with every run of whitespace as one space, so that markers
     /// wrapped over two lines are still found.
     pub flat: String,
+    /// The text was cut at a mail system's own line introducing the returned message ("---
+    /// Below this line is a copy of the message.", "Original message follows."): a bounce
+    /// marker even when the introduction above it is the site's own wording.
+    pub returned_copy: bool,
 }
 
 impl Body {
     pub(super) fn new(texts: &[String]) -> Body {
         let mut text = String::new();
+        let mut returned_copy = false;
         for t in texts {
             if text.len() >= MAX_BYTES {
                 break;
             }
             for line in t.lines().take(MAX_LINES) {
-                if is_original_marker(line) {
+                if let Some(marker) = original_marker(line) {
+                    // Only a mail system writes these: checked before the copy is cut off.
+                    returned_copy |= marker != "original message";
                     break;
                 }
                 text.push_str(line.trim_end());
@@ -75,7 +82,11 @@ impl Body {
             flat.push_str(word);
             flat.push(' ');
         }
-        Body { text, flat }
+        Body {
+            text,
+            flat,
+            returned_copy,
+        }
     }
 
     /// The lines of [`Body::text`], without trailing whitespace.
@@ -90,22 +101,27 @@ pub(super) fn fold(s: &str) -> String {
 }
 
 /// A line that starts the copy of the original message in a text-only bounce: qmail, Exim,
-/// Gmail, Exchange, Sendmail. Nothing after it describes the failure.
-fn is_original_marker(line: &str) -> bool {
+/// Gmail, Exchange, Sendmail. Nothing after it describes the failure. Returns the marker.
+fn original_marker(line: &str) -> Option<&'static str> {
     let t = line.trim().trim_matches('-').trim().to_ascii_lowercase();
-    t == "original message"
-        || [
-            "below this line is a copy of the message",
-            "this is a copy of the message",
-            "this is a copy of your message",
-            "original message headers",
-            "original message follows",
-            "unsent message follows",
-            "returned message follows",
-            "message header follows",
-        ]
-        .iter()
-        .any(|m| t.starts_with(m))
+    if t == "original message" {
+        // Also a mail client's quoted reply: no bounce marker by itself.
+        return Some("original message");
+    }
+    [
+        "below this line is a copy of the message",
+        "this is a copy of the message",
+        "this is a copy of your message",
+        "original message headers",
+        "original message follows",
+        "unsent message follows",
+        "returned message follows",
+        "message header follows",
+        "message headers follow",
+    ]
+    .iter()
+    .find(|m| t.starts_with(*m))
+    .copied()
 }
 
 /// The first RFC 3463 enhanced status code in `s` ("5.1.1", "4.2.2", "5.1.351"): class 2, 4 or
@@ -296,9 +312,18 @@ pub(super) fn address_token(token: &str) -> Option<String> {
         .trim()
         .trim_matches(|c| matches!(c, '<' | '>' | '(' | ')' | '[' | ']' | '\'' | '"'));
     let t = t.strip_prefix("mailto:").unwrap_or(t);
+    let untrimmed = t;
     let t = t.trim_end_matches(['.', ',', ';', ':']);
     let t = t.trim_matches(|c| matches!(c, '<' | '>' | '\'' | '"'));
     if !t.contains('@') {
+        return None;
+    }
+    // A dot ending a sentence may go, but not when it leaves a domain without a dot: then the
+    // dot was part of something scrubbed or cut ("xxx@xxx."), and dropping it would name
+    // another, valid address.
+    if untrimmed.trim_end_matches([',', ';', ':']).ends_with('.')
+        && t.rsplit_once('@').is_none_or(|(_, d)| !d.contains('.'))
+    {
         return None;
     }
     Address::parse(t).ok().map(|a| a.key())

@@ -166,6 +166,20 @@ pub fn filter_parsed(
     if !f.is_active() {
         return Ok(None);
     }
+    // Readers disagree about which of two Content-Type (or Content-Transfer-Encoding) fields
+    // counts: the parser takes the last, a member's client may take the first. The filter
+    // cannot know which one the member sees, so such a post is held, never passed.
+    if message.parts.iter().any(|part| {
+        let count = |name: mail_parser::HeaderName<'_>| {
+            part.headers.iter().filter(|h| h.name == name).count()
+        };
+        count(mail_parser::HeaderName::ContentType) > 1
+            || count(mail_parser::HeaderName::ContentTransferEncoding) > 1
+    }) {
+        return Err(ContentError::Malformed(
+            "a part has two Content-Type or Content-Transfer-Encoding fields",
+        ));
+    }
     let mut walk = tree::Walk::new(m, message, f);
     let message = match walk.root()? {
         tree::Root::Unchanged => return Ok(None),

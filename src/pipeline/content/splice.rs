@@ -79,7 +79,21 @@ pub(super) fn assemble(
     if !wrote {
         return Err(ContentError::Empty);
     }
-    let tail = closing(raw, previous_end.unwrap_or(first), end, &delimiter)?;
+    let from = previous_end.unwrap_or(first);
+    let synthesized;
+    let tail = match closing(raw, from, end, &delimiter) {
+        Ok(tail) => tail,
+        // No closing delimiter, the last part running to the end: readers take the multipart
+        // as closed there, and so does the filter, writing the delimiter it lacked.
+        Err(e) => {
+            // Only when the last part ends a line: then what follows it is read the same.
+            if from != end || end != raw.len() || !raw.ends_with(b"\n") {
+                return Err(e);
+            }
+            synthesized = [delimiter.as_slice(), b"--\r\n"].concat();
+            synthesized.as_slice()
+        }
+    };
     if let Some(extra) = extra {
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&delimiter);
@@ -269,4 +283,45 @@ fn content_fields(
 
 fn is_wsp(b: u8) -> bool {
     b == b' ' || b == b'\t'
+}
+
+/// `head` (a header section with its blank line) and `body` as the first part of a new
+/// multipart/mixed, `note` the second: the Content-* fields move into the first part, the
+/// others stay on top. The boundary is one that occurs nowhere in the message.
+pub(super) fn wrap_with_note(head: &[u8], body: &[u8], note: &[u8]) -> Vec<u8> {
+    let block = crate::mime::header::scan(head);
+    let mut top = Vec::with_capacity(head.len() + 128);
+    let mut moved = Vec::new();
+    for field in &block.fields {
+        if field.is_content_field(head) {
+            moved.extend_from_slice(field.bytes(head));
+        } else {
+            top.extend_from_slice(field.bytes(head));
+        }
+    }
+    let mut n = 0u32;
+    let boundary = loop {
+        let candidate = format!("=_listkeeper_note_{n}");
+        let seen = |bytes: &[u8]| {
+            bytes
+                .windows(candidate.len())
+                .any(|w| w == candidate.as_bytes())
+        };
+        if !seen(head) && !seen(body) && !seen(note) {
+            break candidate;
+        }
+        n += 1;
+    };
+    let mut out = top;
+    out.extend_from_slice(
+        format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n")
+            .as_bytes(),
+    );
+    out.extend_from_slice(&moved);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out.extend_from_slice(format!("\r\n--{boundary}\r\n").as_bytes());
+    out.extend_from_slice(note);
+    out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    out
 }

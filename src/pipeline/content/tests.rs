@@ -169,9 +169,9 @@ fn misplaced_delimiters_are_not_edited() {
             "a delimiter is not on a line of its own"
         ))
     );
-    // No closing delimiter.
+    // No closing delimiter, but text after the last part's end: not edited.
     let raw = "Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
-               Content-Type: image/png\r\n\r\nxx\r\n--b\r\nContent-Type: text/plain\r\n\r\nt\r\n";
+               Content-Type: image/png\r\n\r\nxx\r\n--b\r\nContent-Type: text/plain\r\n\r\nt\r\n--b-x\r\n";
     assert!(matches!(
         run(raw, &drop(&["image/png"])),
         Err(ContentError::Malformed(_))
@@ -233,9 +233,38 @@ fn collapse_at_the_root_hoists_the_text() {
         out.contains("multipart/alternative") && out.contains("<p>h"),
         "{out}"
     );
+    // The note cannot go inside the alternative (it would be one of the alternatives): the
+    // message is wrapped in a multipart/mixed with the note after it.
+    let parsed = mail_parser::MessageParser::default()
+        .parse(out.as_bytes())
+        .expect("parses");
+    let root = mail_parser::MimeHeaders::content_type(parsed.root_part()).expect("content type");
+    assert_eq!(
+        (root.ctype(), root.subtype()),
+        ("multipart", Some("mixed")),
+        "{out}"
+    );
+    assert!(out.contains("[Parts of this message were removed by the list: text/plain]"));
+    assert!(out.starts_with("From: a@example.org\r\nMIME-Version: 1.0\r\nSubject: s\r\n"));
+}
+
+#[test]
+fn a_report_that_lost_parts_says_so() {
+    let raw = "Subject: s\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n\
+               --r\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--r\r\n\
+               Content-Type: application/x-msdownload\r\n\r\nMZ\r\n--r--\r\n";
+    let (out, removed) = run(raw, &drop(&["application/x-msdownload"]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(removed, ["application/x-msdownload"]);
+    assert!(!out.contains("MZ"), "{out}");
     assert!(
-        !out.contains("Parts of this message"),
-        "no note outside multipart/mixed"
+        out.contains("multipart/report") && out.contains("multipart/mixed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[Parts of this message were removed by the list: application/x-msdownload]"),
+        "{out}"
     );
 }
 
@@ -452,4 +481,55 @@ fn many_recipients_and_parts_stay_fast() {
     let (out, removed) = run(&raw, &drop(&["application"])).unwrap().unwrap();
     assert_eq!(removed.len(), 20_000);
     assert!(out.contains("kept") && out.contains("application/x-19999]"));
+}
+
+#[test]
+fn two_content_type_fields_hold_the_post() {
+    // The executable type first, text/plain last: the parser sees text/plain, a client may
+    // see the executable. Neither pass_types nor drop_types may decide on one of them.
+    let raw = "Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+               Content-Type: text/plain\r\n\r\nhello\r\n--b\r\n\
+               Content-Type: application/x-msdownload\r\nContent-Type: text/plain\r\n\r\nMZ\r\n--b--\r\n";
+    let pass = MimeFilter {
+        pass_types: vec!["text/plain".into()],
+        ..MimeFilter::default()
+    };
+    assert!(matches!(run(raw, &pass), Err(ContentError::Malformed(_))));
+    assert!(matches!(
+        run(raw, &drop(&["application/x-msdownload"])),
+        Err(ContentError::Malformed(_))
+    ));
+    let cte = "Subject: s\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\
+               Content-Transfer-Encoding: 7bit\r\n\r\nTVo=\r\n";
+    assert!(matches!(run(cte, &pass), Err(ContentError::Malformed(_))));
+}
+
+#[test]
+fn text_without_a_subtype_is_text_plain() {
+    let raw = "Subject: s\r\nContent-Type: text; charset=us-ascii\r\n\r\nhello\r\n";
+    let pass = MimeFilter {
+        pass_types: vec!["text/plain".into()],
+        ..MimeFilter::default()
+    };
+    assert_eq!(run(raw, &pass), Ok(None));
+    let mixed = "Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+               Content-Type: text\r\n\r\nhello\r\n--b\r\nContent-Type: image/png\r\n\r\nxx\r\n--b--\r\n";
+    let (out, removed) = run(mixed, &pass).unwrap().unwrap();
+    assert_eq!(removed, ["image/png"]);
+    assert!(out.contains("hello"));
+}
+
+#[test]
+fn a_multipart_without_its_closing_delimiter_is_closed_at_the_end() {
+    let raw = "Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+               Content-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: image/png\r\n\r\nxx\r\n";
+    let (out, removed) = run(raw, &drop(&["image/png"])).unwrap().unwrap();
+    assert_eq!(removed, ["image/png"]);
+    assert!(out.contains("hello") && !out.contains("xx"), "{out}");
+    assert!(out.ends_with("\r\n--b--\r\n"), "{out:?}");
+    let reparsed = mail_parser::MessageParser::default()
+        .parse(out.as_bytes())
+        .expect("parses");
+    // The root, the text and the note about the removed part.
+    assert_eq!(reparsed.parts.len(), 3, "{out}");
 }

@@ -74,7 +74,17 @@ impl<'a, 'x> Walk<'a, 'x> {
             .raw
             .get(..root.offset_body as usize)
             .ok_or(ContentError::Malformed("part offsets out of range"))?;
-        Ok(Root::Rebuilt([head, &body].concat()))
+        if note.is_some() {
+            return Ok(Root::Rebuilt([head, &body].concat()));
+        }
+        // Another multipart (report, alternative, related): a note inside it would be read as
+        // one of its parts, so the rebuilt message becomes the first part of a new
+        // multipart/mixed whose second part is the note.
+        Ok(Root::Rebuilt(splice::wrap_with_note(
+            head,
+            &body,
+            &splice::note_part(&self.removed),
+        )))
     }
 
     /// The decision for part `id`; `in_digest` when its parent is a multipart/digest (where
@@ -217,8 +227,8 @@ fn is_container(part: &MessagePart<'_>, ty: &str) -> bool {
         && ty != "multipart/encrypted"
 }
 
-/// The content type of a part, "type/subtype" in lower case. No Content-Type: text/plain
-/// (message/rfc822 in a digest). One mail-parser could not read, or one with characters
+/// The content type of a part, "type/subtype" in lower case. No Content-Type, or `text`
+/// without a subtype: text/plain (no Content-Type in a digest: message/rfc822). One mail-parser could not read, or one with characters
 /// outside RFC 2045 tokens: application/octet-stream, so that pass_types cannot be slipped
 /// past with a broken field, and what is reported is always clean ASCII.
 pub(super) fn part_type(part: &MessagePart<'_>, in_digest: bool) -> String {
@@ -228,6 +238,9 @@ pub(super) fn part_type(part: &MessagePart<'_>, in_digest: bool) -> String {
             let main = ct.ctype();
             match ct.subtype() {
                 _ if !is_token(main) => UNREADABLE.into(),
+                // `text` without a subtype is invalid; RFC 2045 5.2 reads an invalid type as
+                // text/plain, and so do the members' clients.
+                None if main.eq_ignore_ascii_case("text") => "text/plain".into(),
                 None => main.to_ascii_lowercase(),
                 Some(sub) if is_token(sub) => format!("{main}/{sub}").to_ascii_lowercase(),
                 Some(_) => UNREADABLE.into(),

@@ -144,6 +144,9 @@ pub(super) fn qp_encode(text: &[u8]) -> Vec<u8> {
 pub(super) struct Base64Tail {
     pub cut: usize,
     pub carry: Vec<u8>,
+    /// The last decoded byte (None for an empty body): a text that does not end in a line
+    /// break gets one before the footer, or the footer joins its last line.
+    pub last: Option<u8>,
 }
 
 /// Checks that `body` is plain base64 (alphabet, whitespace, padding only at the very end, a
@@ -167,9 +170,16 @@ pub(super) fn base64_tail(body: &[u8]) -> Option<Base64Tail> {
         return None;
     }
     if pad == 0 {
+        // The ring holds the last quantum when there is one; its third byte ends the text.
+        let [_, _, (_, c2), (_, c3)] = ring;
+        let last = match count {
+            0 => None,
+            _ => Some(((sextet(c2)? & 0x03) << 6) | sextet(c3)?),
+        };
         return Some(Base64Tail {
             cut: body.len(),
             carry: Vec::new(),
+            last,
         });
     }
     // count is a non-zero multiple of 4 here, so the ring holds exactly the last quantum.
@@ -179,7 +189,8 @@ pub(super) fn base64_tail(body: &[u8]) -> Option<Base64Tail> {
     if pad == 1 {
         carry.push(((v1 & 0x0f) << 4) | (sextet(c2)? >> 2));
     }
-    Some(Base64Tail { cut, carry })
+    let last = carry.last().copied();
+    Some(Base64Tail { cut, carry, last })
 }
 
 fn sextet(b: u8) -> Option<u8> {
@@ -202,6 +213,9 @@ pub(super) fn append_base64(out: &mut Vec<u8>, body: &[u8], tail: &Base64Tail, f
         out.extend_from_slice(b"\r\n");
     }
     let mut data = tail.carry.clone();
+    if tail.last.is_some_and(|b| b != b'\n') {
+        data.extend_from_slice(b"\r\n");
+    }
     data.extend_from_slice(footer);
     let encoded = base64::engine::general_purpose::STANDARD.encode(&data);
     for line in encoded.as_bytes().chunks(ENCODED_LINE) {

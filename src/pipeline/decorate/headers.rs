@@ -304,8 +304,22 @@ pub(super) fn prefixed_subject(raw: &[u8], field: &Field, prefix: &str) -> Optio
     }
     out.extend_from_slice(text.as_bytes());
     if !empty_line {
+        // RFC 5322 2.1.1: no line longer than 998 octets. When the prefix would push the first
+        // line past that, the old text moves to a continuation line of its own, which is
+        // shorter than the line it came from.
+        let first_line = rest
+            .iter()
+            .take_while(|&&b| b != b'\r' && b != b'\n')
+            .count();
+        if out.len() + 1 + first_line > MAX_LINE {
+            let crlf = raw.get(..field.end).is_some_and(|f| f.ends_with(b"\r\n"));
+            out.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+        }
         out.push(b' ');
     }
     out.extend_from_slice(rest);
     Some(out)
 }
+
+/// Longest header line, without its line break (RFC 5322 2.1.1).
+const MAX_LINE: usize = 998;

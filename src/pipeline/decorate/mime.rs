@@ -12,13 +12,31 @@ use super::headers::HeaderBlock;
 pub(super) enum Plan {
     /// No footer (none configured, or the post is encrypted).
     NoFooter,
-    /// Appended to the single text body in its own transfer encoding.
-    Append { how: Append, flowed: bool },
+    /// Appended to the single text body in its own transfer encoding. With `relabel`, the
+    /// header fields change so that the body may hold the UTF-8 footer (the body does not).
+    Append {
+        how: Append,
+        flowed: bool,
+        relabel: Relabel,
+    },
     /// A new part of a multipart/mixed post, inserted at `at`, right before the CRLF that
     /// opens the closing delimiter of `boundary`.
     Insert { at: usize, boundary: String },
     /// The body and its Content-* fields move into a first part of a new multipart/mixed.
     Wrap,
+}
+
+/// Header fields changed so that a non-ASCII footer can be appended in place instead of
+/// wrapping the post (members' clients show a wrapped footer as an attachment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Relabel {
+    /// An ASCII-only body labelled us-ascii (or not labelled) becomes charset=utf-8: the same
+    /// bytes mean the same text.
+    pub charset: bool,
+    /// A 7bit (or unlabelled) body becomes 8bit: the footer's UTF-8 octets are 8-bit. The post
+    /// came over LMTP with 8BITMIME, and the re-injection path announces BODY=8BITMIME when
+    /// the MTA offers it (the local MTA does); 8-bit posts already travel that way.
+    pub eight_bit: bool,
 }
 
 /// How a footer is appended to a single text body.
@@ -52,6 +70,7 @@ pub(super) fn plan(
             Plan::Append {
                 how: Append::Plain,
                 flowed: false,
+                relabel: Relabel::default(),
             }
         } else {
             Plan::Wrap
@@ -94,21 +113,35 @@ fn text_plan(
         .content_disposition()
         .is_some_and(|d| d.is_attachment());
     let charset = charset.map(|c| c.trim().to_ascii_lowercase());
-    let charset_ok = if footer.is_ascii() {
-        charset.as_deref().is_none_or(ascii_compatible)
-    } else {
-        matches!(charset.as_deref(), Some("utf-8" | "utf8"))
-    };
-    if attachment || !charset_ok {
-        return Plan::Wrap;
-    }
     let cte = root
         .content_transfer_encoding()
         .map(|c| c.trim().to_ascii_lowercase())
         .unwrap_or_default();
     let body = raw.get(block.body_start..).unwrap_or_default();
+    let utf8 = matches!(charset.as_deref(), Some("utf-8" | "utf8"));
+    let mut relabel = Relabel::default();
+    let charset_ok = if footer.is_ascii() {
+        charset.as_deref().is_none_or(ascii_compatible)
+    } else if utf8 {
+        true
+    } else {
+        // us-ascii (the default) with ASCII-only text: the same bytes are UTF-8. For base64
+        // the encoded bytes say nothing about the text: wrap.
+        let ascii_label = charset
+            .as_deref()
+            .is_none_or(|c| c == "us-ascii" || c == "ascii");
+        relabel.charset = ascii_label && cte != "base64" && body.is_ascii();
+        relabel.charset
+    };
+    if attachment || !charset_ok {
+        return Plan::Wrap;
+    }
     let how = match cte.as_str() {
         "" | "7bit" if footer.is_ascii() && footer.fits_unencoded() => Append::Plain,
+        "" | "7bit" if footer.fits_unencoded() => {
+            relabel.eight_bit = true;
+            Append::Plain
+        }
         "8bit" | "binary" if footer.fits_unencoded() => Append::Plain,
         "quoted-printable" => Append::QuotedPrintable,
         "base64" => match base64_tail(body) {
@@ -117,7 +150,11 @@ fn text_plan(
         },
         _ => return Plan::Wrap,
     };
-    Plan::Append { how, flowed }
+    Plan::Append {
+        how,
+        flowed,
+        relabel,
+    }
 }
 
 /// Charsets in which ASCII bytes mean ASCII characters everywhere, so an ASCII footer can

@@ -210,8 +210,13 @@ pub fn prepare_indexed<'t, 'm: 't>(
     if !marked.unsubscribe_address.is_empty() {
         marked.unsubscribe_address = UNSUBSCRIBE_MARKER.to_string();
     }
+    let relabel = match &plan {
+        Plan::Append { relabel, .. } => *relabel,
+        _ => mime::Relabel::default(),
+    };
     let mut head = Vec::with_capacity(block.body_start + 1024);
     let moved = push_header(&mut head, m, block, &marked, wrap);
+    relabel_fields(&mut head, relabel);
     let boundary = if wrap {
         let existing = parsed.map(mime::boundaries).unwrap_or_default();
         // The boundary is derived from the list's own rendering, so it is the same for every
@@ -273,6 +278,13 @@ impl Prepared {
                 if !self.has_mime_version {
                     out.extend_from_slice(b"MIME-Version: 1.0\r\n");
                 }
+                // The inner part took its Content-Transfer-Encoding along; a multipart that
+                // carries 8-bit octets must say so itself (RFC 2045 6.4).
+                if let Some(cte) = outer_encoding(&self.moved, body) {
+                    out.extend_from_slice(
+                        format!("Content-Transfer-Encoding: {cte}\r\n").as_bytes(),
+                    );
+                }
                 let delimiter = format!("--{boundary}");
                 let content_type = format!(
                     "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n{delimiter}\r\n"
@@ -285,7 +297,7 @@ impl Prepared {
                 out.extend_from_slice(&part);
                 out.extend_from_slice(format!("\r\n{delimiter}--\r\n").as_bytes());
             }
-            (Plan::Append { how, flowed }, Some(f)) => {
+            (Plan::Append { how, flowed, .. }, Some(f)) => {
                 out.extend_from_slice(b"\r\n");
                 let text = f.text(*flowed);
                 match how {
@@ -312,6 +324,103 @@ impl Prepared {
             }
         }
         out
+    }
+}
+
+/// Applies `relabel` to a rendered header section: the Content-Type's charset becomes utf-8
+/// (added when missing, the field too), Content-Transfer-Encoding becomes 8bit (added when
+/// missing), MIME-Version is added when missing. Every other byte stays.
+fn relabel_fields(head: &mut Vec<u8>, relabel: mime::Relabel) {
+    if !relabel.charset && !relabel.eight_bit {
+        return;
+    }
+    let block = crate::mime::header::scan(head);
+    let mut out = Vec::with_capacity(head.len() + 80);
+    let (mut saw_type, mut saw_cte, mut saw_version) = (false, false, false);
+    for field in &block.fields {
+        let bytes = field.bytes(head);
+        if field.is(head, "content-type") && relabel.charset && !saw_type {
+            saw_type = true;
+            out.extend_from_slice(&with_utf8_charset(bytes));
+        } else if field.is(head, "content-transfer-encoding") && relabel.eight_bit && !saw_cte {
+            saw_cte = true;
+            out.extend_from_slice(b"Content-Transfer-Encoding: 8bit\r\n");
+        } else {
+            saw_version |= field.is(head, "mime-version");
+            out.extend_from_slice(bytes);
+        }
+    }
+    if !saw_version {
+        out.extend_from_slice(b"MIME-Version: 1.0\r\n");
+    }
+    if relabel.charset && !saw_type {
+        out.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
+    }
+    if relabel.eight_bit && !saw_cte {
+        out.extend_from_slice(b"Content-Transfer-Encoding: 8bit\r\n");
+    }
+    *head = out;
+}
+
+/// A Content-Type field with its charset parameter's value replaced by utf-8, or the
+/// parameter added before the line end.
+fn with_utf8_charset(field: &[u8]) -> Vec<u8> {
+    let lower = field.to_ascii_lowercase();
+    if let Some(at) = mime::find(&lower, b"charset") {
+        let after = at + b"charset".len();
+        let rest = field.get(after..).unwrap_or_default();
+        let spaces = rest
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count();
+        if rest.get(spaces) == Some(&b'=') {
+            let value_start = after + spaces + 1;
+            let value = field.get(value_start..).unwrap_or_default();
+            let len = if value.first() == Some(&b'"') {
+                value
+                    .iter()
+                    .skip(1)
+                    .position(|&b| b == b'"')
+                    .map_or(value.len(), |p| p + 2)
+            } else {
+                value
+                    .iter()
+                    .position(|&b| matches!(b, b';' | b' ' | b'\t' | b'\r' | b'\n' | b'('))
+                    .unwrap_or(value.len())
+            };
+            let mut out = field.get(..value_start).unwrap_or_default().to_vec();
+            out.extend_from_slice(b"utf-8");
+            out.extend_from_slice(field.get(value_start + len..).unwrap_or_default());
+            return out;
+        }
+    }
+    let end = field.len()
+        - field
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+    let mut out = field.get(..end).unwrap_or_default().to_vec();
+    out.extend_from_slice(b"; charset=utf-8");
+    out.extend_from_slice(field.get(end..).unwrap_or_default());
+    out
+}
+
+/// The encoding a multipart wrapped around `body` must declare: `binary` or `8bit` when the
+/// moved Content-Transfer-Encoding says so or the body holds 8-bit octets, else none (7bit).
+fn outer_encoding(moved: &[u8], body: &[u8]) -> Option<&'static str> {
+    let fields = String::from_utf8_lossy(moved).to_ascii_lowercase();
+    let declared = fields
+        .split('\n')
+        .filter_map(|l| l.strip_prefix("content-transfer-encoding:"))
+        .map(str::trim)
+        .next()
+        .unwrap_or_default();
+    match declared {
+        "binary" => Some("binary"),
+        "8bit" => Some("8bit"),
+        _ if body.iter().any(|&b| b >= 0x80) => Some("8bit"),
+        _ => None,
     }
 }
 

@@ -141,8 +141,9 @@ fn base64_with_odd_whitespace_appends_cleanly() {
     let raw = b"Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\
                 Content-Transfer-Encoding: base64\r\n\r\n  SGVs bG8s\t\r\n\r\nIHdv\r\ncmxk\r\nISE\r\n= \r\n\r\n";
     let out = run(raw, &deco(Some("foot")));
-    assert_eq!(text_of(&out), "Hello, world!!-- \r\nfoot\r\n");
-    assert!(out.contains("cmxk\r\nISEtLSANCmZvb3QNCg==\r\n"), "{out}");
+    // The text does not end in a line break: the footer starts on a line of its own.
+    assert_eq!(text_of(&out), "Hello, world!!\r\n-- \r\nfoot\r\n");
+    assert!(out.contains("cmxk\r\nISENCi0tIA0KZm9vdA0K\r\n"), "{out}");
 }
 
 #[test]
@@ -191,10 +192,44 @@ fn non_ascii_footer_routes() {
     let utf8_qp = b"Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\
                     Content-Transfer-Encoding: quoted-printable\r\n\r\nhi\r\n";
     assert!(run(utf8_qp, &deco(footer)).ends_with("hi\r\n--=20\r\nListe f=C3=BCr Entwickler\r\n"));
-    // us-ascii, or utf-8 declared 7bit: the footer goes into its own part.
+    // us-ascii (declared or not) with ASCII text, or utf-8 declared 7bit: the footer is
+    // appended in place, the header relabelled as UTF-8 8bit, the body untouched.
+    let cases: [(&[u8], &str); 4] = [
+        (b"Subject: s\r\n\r\nhi\r\n", "Content-Type: text/plain; charset=utf-8\r\n"),
+        (
+            b"Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n",
+            "Content-Type: text/plain; charset=utf-8\r\n",
+        ),
+        (
+            b"Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"US-ASCII\"; format=flowed\r\n\
+              Content-Transfer-Encoding: 7bit\r\n\r\nhi\r\n",
+            "Content-Type: text/plain; charset=utf-8; format=flowed\r\n",
+        ),
+        (
+            // Thunderbird's usual plain text.
+            b"Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8; format=flowed\r\n\
+              Content-Transfer-Encoding: 7bit\r\n\r\nhi\r\n",
+            "Content-Type: text/plain; charset=UTF-8; format=flowed\r\n",
+        ),
+    ];
+    for (raw, content_type) in cases {
+        let out = run(raw, &deco(footer));
+        assert!(!out.contains("multipart"), "{out}");
+        assert!(out.contains(content_type), "{out}");
+        assert!(out.contains("Content-Transfer-Encoding: 8bit\r\n"), "{out}");
+        assert_eq!(out.matches("Content-Transfer-Encoding").count(), 1, "{out}");
+        assert_eq!(out.matches("MIME-Version").count(), 1, "{out}");
+        assert!(
+            out.ends_with("hi\r\n-- \r\nListe für Entwickler\r\n"),
+            "{out}"
+        );
+        assert_eq!(text_of(&out), "hi\r\n-- \r\nListe für Entwickler\r\n");
+    }
+    // A us-ascii label on 8-bit text (the label is wrong, nobody knows the charset), and a
+    // charset the footer cannot be written in: the footer goes into its own part.
     for raw in [
-        &b"Subject: s\r\n\r\nhi\r\n"[..],
-        b"Subject: s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n",
+        &b"Subject: s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nh\xe9\r\n"[..],
+        b"Subject: s\r\nContent-Type: text/plain; charset=koi8-r\r\n\r\nhi\r\n",
     ] {
         let out = run(raw, &deco(footer));
         assert!(out.contains("Content-Transfer-Encoding: quoted-printable\r\nContent-Disposition: inline\r\n\r\n--=20\r\nListe f=C3=BCr"), "{out}");
@@ -475,4 +510,46 @@ fn boundaries_avoid_prefixes_and_text() {
         &hay,
         new_boundary(&[&hay], &[]).unwrap_or_default().as_bytes()
     ));
+}
+
+#[test]
+fn the_prefix_never_pushes_the_subject_past_998_octets() {
+    let long = "w".repeat(985);
+    for eol in ["\r\n", "\n"] {
+        let raw = format!("Subject: {long}{eol}From: a@example.org{eol}{eol}body{eol}");
+        let out = run(raw.as_bytes(), &deco(None));
+        assert!(
+            out.split('\n')
+                .all(|l| l.trim_end_matches('\r').len() <= 998),
+            "an overlong line in {out:?}"
+        );
+        let message = MessageParser::default()
+            .parse(out.as_bytes())
+            .expect("parses");
+        assert_eq!(message.subject(), Some(format!("[dev] {long}").as_str()));
+    }
+    // A short subject stays on one line.
+    let out = run(b"Subject: hi\r\n\r\nbody\r\n", &deco(None));
+    assert!(out.starts_with("Subject: [dev] hi\r\n"), "{out}");
+}
+
+#[test]
+fn a_wrapped_8bit_post_labels_its_outer_multipart() {
+    // A charset the footer cannot be appended in: the post is wrapped, its Content-* fields
+    // move into the inner part, and the outer part carries the same 8-bit octets.
+    let raw = b"Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=x-unknown\r\n\
+                Content-Transfer-Encoding: 8bit\r\n\r\ncaf\xe9\r\n";
+    let out = decorate(raw, &deco(Some("foot"))).expect("decorates");
+    let text = String::from_utf8_lossy(&out);
+    let (outer, inner) = text.split_once("\r\n\r\n").expect("header section");
+    assert!(outer.contains("multipart/mixed"), "{text}");
+    assert!(outer.contains("Content-Transfer-Encoding: 8bit"), "{text}");
+    assert!(inner.contains("Content-Transfer-Encoding: 8bit"), "{text}");
+    // A 7-bit post wrapped the same way declares nothing.
+    let ascii = b"Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=x-unknown\r\n\r\ncafe\r\n";
+    let out = decorate(ascii, &deco(Some("foot"))).expect("decorates");
+    let text = String::from_utf8_lossy(&out);
+    let (outer, _) = text.split_once("\r\n\r\n").expect("header section");
+    assert!(outer.contains("multipart/mixed"), "{text}");
+    assert!(!outer.contains("Content-Transfer-Encoding"), "{text}");
 }
