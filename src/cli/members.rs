@@ -11,6 +11,7 @@ use crate::address::Address;
 use crate::config::Config;
 use crate::control::ControlClient;
 use crate::registry::Registry;
+use crate::store::members::{flag_by_name, flag_names};
 use crate::store::{AddOutcome, Store};
 
 /// `members` subcommands.
@@ -29,7 +30,8 @@ pub enum MembersCommand {
         /// The member.
         address: String,
     },
-    /// Change a member's settings.
+    /// Change a member's settings (at least one).
+    #[command(group(clap::ArgGroup::new("setting").required(true).multiple(true).args(["moderated", "nomail", "disabled"])))]
     Set {
         #[command(flatten)]
         config: ConfigArg,
@@ -39,9 +41,17 @@ pub enum MembersCommand {
         address: String,
         /// Hold this member's posts for a moderator (on) or not (off).
         #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
-        moderated: String,
+        moderated: Option<String>,
+        /// Stay subscribed but receive no posts (on), or receive them again (off).
+        #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+        nomail: Option<String>,
+        /// Stop delivery as bounces would (on); off is `members enable` (the bounce score is
+        /// cleared too).
+        #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+        disabled: Option<String>,
     },
-    /// Print the members of a list, one address per line.
+    /// Print the members of a list, one a line: the address, then a tab and its settings
+    /// (moderated, nomail, disabled) when any is on.
     List {
         #[command(flatten)]
         config: ConfigArg,
@@ -58,11 +68,19 @@ pub struct Change {
     /// The list: `name@domain`, or the bare name when it is unique.
     list: String,
     /// Addresses to add or remove.
+    #[arg(required_unless_present = "file", value_parser = address_arg)]
     addresses: Vec<String>,
     /// Also read addresses from FILE, one a line (`-` for standard input; blank lines and
     /// lines starting with `#` are skipped).
     #[arg(short, long, value_name = "FILE")]
     file: Option<PathBuf>,
+}
+
+/// An address on the command line: a bad one is a usage error (exit 2), found by clap.
+pub(super) fn address_arg(a: &str) -> Result<String, String> {
+    Address::parse(a)
+        .map(|_| a.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Where member operations go.
@@ -149,26 +167,41 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
             list,
             address,
             moderated,
+            nomail,
+            disabled,
         } => {
             let config = load_config(&config.config)?;
             let key = resolve(&config, &list)?;
             let addr = Address::parse(&address).map_err(|e| format!("{address:?}: {e}"))?;
-            let on = moderated == "on";
-            match Backend::open(&config)? {
-                Backend::Remote(p) => {
-                    Backend::client(&p)?
-                        .request(&format!("set-moderated {key} {addr} {moderated}"))?;
-                }
-                Backend::Local(store) => {
-                    if !store
-                        .member_set_moderated(&key, &addr.to_string(), on)
-                        .map_err(|e| e.to_string())?
-                    {
-                        return Err(format!("{addr} is not a member of {key}"));
+            let changes: Vec<(&str, String)> = [
+                ("moderated", moderated),
+                ("nomail", nomail),
+                ("disabled", disabled),
+            ]
+            .into_iter()
+            .filter_map(|(n, v)| Some((n, v?)))
+            .collect();
+            let mut backend = Backend::open(&config)?;
+            for (name, value) in &changes {
+                let flag = flag_by_name(name).ok_or("unknown setting")?;
+                let on = value == "on";
+                let found = match &mut backend {
+                    Backend::Remote(p) => {
+                        Backend::client(p)?
+                            .request(&format!("set-flag {key} {addr} {name} {value}"))?;
+                        true
                     }
+                    Backend::Local(store) => {
+                        crate::control::set_flag(store, &key, &addr.to_string(), flag, on)
+                            .map_err(|e| e.to_string())?
+                    }
+                };
+                if !found {
+                    return Err(format!("{addr} is not a member of {key}"));
                 }
             }
-            println!("{key}: {addr}: moderated {moderated}");
+            let said: Vec<String> = changes.iter().map(|(n, v)| format!("{n} {v}")).collect();
+            println!("{key}: {addr}: {}", said.join(", "));
             Ok(())
         }
         MembersCommand::List { config, list } => {
@@ -177,7 +210,18 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             match Backend::open_read(&config)? {
-                Backend::Remote(p) => Backend::client(&p)?.list(&key, &mut out)?,
+                Backend::Remote(p) => {
+                    let mut closed = false;
+                    Backend::client(&p)?.members(&key, &mut |flags, address| {
+                        if !closed {
+                            if let Err(e) = writeln!(out, "{}", member_line(flags, address)) {
+                                quiet_pipe(e)?;
+                                closed = true;
+                            }
+                        }
+                        Ok(())
+                    })?
+                }
                 Backend::Local(store) => {
                     let mut after: Option<String> = None;
                     loop {
@@ -188,7 +232,7 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
                             break;
                         }
                         for m in &batch {
-                            if let Err(e) = writeln!(out, "{}", m.address) {
+                            if let Err(e) = writeln!(out, "{}", member_line(m.flags, &m.address)) {
                                 return quiet_pipe(e);
                             }
                         }
@@ -198,6 +242,16 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
             }
             out.flush().or_else(quiet_pipe)
         }
+    }
+}
+
+/// A line of `members list`: the address, then a tab and its settings when any is on.
+fn member_line(flags: u64, address: &str) -> String {
+    let names = flag_names(flags);
+    if names.is_empty() {
+        address.to_string()
+    } else {
+        format!("{address}\t{}", names.join(","))
     }
 }
 
@@ -230,7 +284,7 @@ fn change(verb: &str, c: Change) -> Result<(), String> {
     let key = resolve(&config, &c.list)?;
     let source = Addresses::open(&c.addresses, c.file.as_deref())?;
     if source.validate()? == 0 {
-        return Err("no addresses given (as arguments or with --file)".into());
+        return Err("no addresses given: the file has none".into());
     }
     let out: AddOutcome = match Backend::open(&config)? {
         Backend::Remote(p) => {
