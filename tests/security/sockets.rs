@@ -150,3 +150,51 @@ fn the_service_runs_as_an_unprivileged_user_without_capabilities() {
     assert_eq!(value("AmbientCapabilities"), Some(""));
     assert_eq!(value("ProtectSystem"), Some("strict"));
 }
+
+/// The unit's check before start passes with a broken list file (that list is disabled, the
+/// rest is served) and stops the start only for a broken global file.
+#[test]
+fn a_broken_list_file_does_not_keep_the_service_from_starting() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/listkeeper.service"),
+    )
+    .expect("unit");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("lists.d")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("lists.d/broken.toml"),
+        "address = \"broken@example.org\"\ncolour = \"red\"\n",
+    )
+    .expect("write");
+    let config = dir.path().join("listkeeper.toml");
+    let good = "[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\ndata_dir = \"data\"\n";
+    std::fs::write(&config, good).expect("write");
+    let pre: Vec<String> = unit
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ExecStartPre="))
+        .map(|cmd| {
+            cmd.replace(
+                "/usr/local/bin/listkeeper",
+                env!("CARGO_BIN_EXE_listkeeper"),
+            )
+            .replace("/etc/listkeeper/listkeeper.toml", &config.to_string_lossy())
+        })
+        .collect();
+    let run_all = || {
+        pre.iter().all(|cmd| {
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            std::process::Command::new(words[0])
+                .args(&words[1..])
+                .output()
+                .expect("run")
+                .status
+                .success()
+        })
+    };
+    assert!(run_all(), "{pre:?} refused a broken list file");
+    std::fs::write(&config, format!("{good}colour = \"red\"\n")).expect("write");
+    assert!(
+        pre.is_empty() || !run_all(),
+        "{pre:?} let a broken global file pass"
+    );
+}
