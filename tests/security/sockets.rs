@@ -198,3 +198,47 @@ fn a_broken_list_file_does_not_keep_the_service_from_starting() {
         "{pre:?} let a broken global file pass"
     );
 }
+
+/// A server whose user is outside `lmtp_socket_group` says that the group change failed and
+/// names the group, not a bare `Operation not permitted` on listening. Needs root, to run the
+/// server as `nobody` (who is in no group of root's).
+#[test]
+fn a_group_the_server_is_not_in_is_named() {
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("lists.d")).expect("mkdir");
+    let config = dir.path().join("listkeeper.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\nlmtp_socket_group = \"root\"\ndata_dir = \"data\"\n[reinject]\ntarget = \"127.0.0.1:9\"\n",
+    )
+    .expect("write");
+    for p in [dir.path(), &dir.path().join("lists.d"), &config] {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).expect("chown");
+    }
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_listkeeper"));
+    cmd.args(["serve", "--config"]).arg(&config);
+    // SAFETY: setgroups, setgid and setuid are async-signal-safe. Root's supplementary groups
+    // (group 0 among them) go before the ids change, so the server is outside group root.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setgid(65534) == 0
+                && libc::setuid(65534) == 0
+            {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = cmd.output().expect("serve as nobody");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("chown/chgrp failed"), "{err}");
+    assert!(err.contains("group root (0)"), "{err}");
+    assert!(err.contains("server.lmtp_socket_group"), "{err}");
+}
