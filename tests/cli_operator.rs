@@ -200,3 +200,71 @@ fn usage_errors_exit_2() {
     let o = run(&config, &["members", "list", "nosuchlist"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 }
+
+/// `members export` then `members import` into another list gives the same members with the
+/// same settings; a bad line changes nothing and is named.
+fn export_import(config: &Path) {
+    ok(
+        config,
+        &[
+            "members",
+            "set",
+            "dev",
+            "a@members.test",
+            "--moderated",
+            "on",
+        ],
+    );
+    ok(
+        config,
+        &[
+            "members",
+            "set",
+            "dev",
+            "c@members.test",
+            "--nomail",
+            "on",
+            "--disabled",
+            "on",
+        ],
+    );
+    let csv = ok(config, &["members", "export", "dev", "--format", "csv"]);
+    assert_eq!(
+        csv,
+        "address,moderated,nomail,disabled\na@members.test,yes,no,no\nb@members.test,no,no,no\nc@members.test,no,yes,yes\n"
+    );
+    let file = config.with_file_name("dev.csv");
+    std::fs::write(&file, &csv).expect("write");
+    let said = ok(
+        config,
+        &["members", "import", "team", file.to_str().expect("utf-8")],
+    );
+    assert!(said.contains("3 added, 0 already members"), "{said}");
+    let again = ok(config, &["members", "export", "team"]);
+    assert_eq!(again, csv.clone() + "m@members.test,no,no,no\n", "{again}");
+
+    std::fs::write(
+        &file,
+        "address,nomail\nx@members.test,yes\nnot an address,no\n",
+    )
+    .expect("write");
+    let o = run(
+        config,
+        &["members", "import", "team", file.to_str().expect("utf-8")],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("dev.csv:3:"), "{}", text(&o));
+    assert!(!ok(config, &["members", "list", "team"]).contains("x@members.test"));
+}
+
+#[test]
+fn export_and_import_on_the_store() {
+    let h = Harness::new("127.0.0.1:9", "");
+    export_import(&h.path().join("listkeeper.toml"));
+}
+
+#[test]
+fn export_and_import_through_a_running_server() {
+    let h = Harness::new("127.0.0.1:9", "");
+    with_server(&h, export_import);
+}

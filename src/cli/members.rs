@@ -11,7 +11,7 @@ use crate::address::Address;
 use crate::config::Config;
 use crate::control::ControlClient;
 use crate::registry::Registry;
-use crate::store::members::{flag_by_name, flag_names};
+use crate::store::members::{flag_by_name, flag_names, FLAG_NAMES};
 use crate::store::{AddOutcome, Store};
 
 /// `members` subcommands.
@@ -49,6 +49,30 @@ pub enum MembersCommand {
         /// cleared too).
         #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
         disabled: Option<String>,
+    },
+    /// Write every member with its settings as CSV (`address,moderated,nomail,disabled`, a
+    /// header line, then `yes`/`no` per setting), for `members import`.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The list.
+        list: String,
+        /// The format (only csv so far).
+        #[arg(long, value_parser = ["csv"], default_value = "csv")]
+        format: String,
+    },
+    /// Read what `members export` wrote: every member is added with exactly these settings
+    /// (members already there get them). Every line is checked before anything changes.
+    Import {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The list.
+        list: String,
+        /// The CSV file (`-` for standard input).
+        file: PathBuf,
+        /// The format (only csv so far).
+        #[arg(long, value_parser = ["csv"], default_value = "csv")]
+        format: String,
     },
     /// Print the members of a list, one a line: the address, then a tab and its settings
     /// (moderated, nomail, disabled) when any is on.
@@ -204,6 +228,64 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
             println!("{key}: {addr}: {}", said.join(", "));
             Ok(())
         }
+        MembersCommand::Export { config, list, .. } => {
+            let config = load_config(&config.config)?;
+            let key = resolve(&config, &list)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let names: Vec<&str> = FLAG_NAMES.iter().map(|(_, n)| *n).collect();
+            writeln!(out, "address,{}", names.join(",")).or_else(quiet_pipe)?;
+            let mut row = |flags: u64, address: &str| -> Result<(), String> {
+                let cells: Vec<&str> = FLAG_NAMES
+                    .iter()
+                    .map(|(f, _)| if flags & f != 0 { "yes" } else { "no" })
+                    .collect();
+                writeln!(out, "{address},{}", cells.join(",")).map_err(|e| e.to_string())
+            };
+            match Backend::open_read(&config)? {
+                Backend::Remote(p) => Backend::client(&p)?.members(&key, &mut row)?,
+                Backend::Local(store) => {
+                    let mut after: Option<String> = None;
+                    loop {
+                        let batch = store
+                            .members_after(&key, after.as_deref(), 10_000)
+                            .map_err(|e| e.to_string())?;
+                        if batch.is_empty() {
+                            break;
+                        }
+                        for m in &batch {
+                            row(m.flags, &m.address)?;
+                        }
+                        after = batch.last().map(|m| m.key.clone());
+                    }
+                }
+            }
+            out.flush().or_else(quiet_pipe)
+        }
+        MembersCommand::Import {
+            config, list, file, ..
+        } => {
+            let config = load_config(&config.config)?;
+            let key = resolve(&config, &list)?;
+            let rows = read_csv(&file)?;
+            let out = match Backend::open(&config)? {
+                Backend::Remote(p) => Backend::client(&p)?.put(&key, &rows)?,
+                Backend::Local(store) => {
+                    let mut total = AddOutcome::default();
+                    for chunk in rows.chunks(CHUNK) {
+                        let o = store.members_put(&key, chunk).map_err(|e| e.to_string())?;
+                        total.changed += o.changed;
+                        total.unchanged += o.unchanged;
+                    }
+                    total
+                }
+            };
+            println!(
+                "{key}: {} added, {} already members (settings set as imported)",
+                out.changed, out.unchanged
+            );
+            Ok(())
+        }
         MembersCommand::List { config, list } => {
             let config = load_config(&config.config)?;
             let key = resolve(&config, &list)?;
@@ -242,6 +324,83 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
             }
             out.flush().or_else(quiet_pipe)
         }
+    }
+}
+
+/// The rows of a CSV written by `members export`: its header names the columns (`address`
+/// and any of the settings, in any order); every line is checked first and each problem is
+/// named with its line, so nothing changes unless all are good.
+fn read_csv(file: &std::path::Path) -> Result<Vec<(Address, u64)>, String> {
+    let name = file.display().to_string();
+    let text = if file.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut t)
+            .map_err(|e| format!("<stdin>: {e}"))?;
+        t
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("{name}: {e}"))?
+    };
+    let mut lines = text.lines().enumerate();
+    let header: Vec<String> = lines
+        .next()
+        .map(|(_, h)| {
+            h.split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let at = header.iter().position(|c| c == "address").ok_or_else(|| {
+        format!("{name}:1: the header has no `address` column (as `members export` writes it)")
+    })?;
+    let mut flags_at = Vec::new();
+    for (i, c) in header.iter().enumerate() {
+        if i == at {
+            continue;
+        }
+        let flag = flag_by_name(c).ok_or_else(|| format!("{name}:1: unknown column {c:?}"))?;
+        flags_at.push((i, flag));
+    }
+    let (mut rows, mut problems) = (Vec::new(), Vec::new());
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        if cells.len() != header.len() {
+            problems.push(format!(
+                "{name}:{}: {} columns, the header has {}",
+                i + 1,
+                cells.len(),
+                header.len()
+            ));
+            continue;
+        }
+        let addr = match Address::parse(cells[at]) {
+            Ok(a) => a,
+            Err(e) => {
+                problems.push(format!("{name}:{}: {:?}: {e}", i + 1, cells[at]));
+                continue;
+            }
+        };
+        let mut flags = 0;
+        for (c, flag) in &flags_at {
+            match cells[*c].to_ascii_lowercase().as_str() {
+                "yes" | "true" | "1" | "on" => flags |= flag,
+                "no" | "false" | "0" | "off" | "" => {}
+                other => problems.push(format!("{name}:{}: {other:?} is not yes or no", i + 1)),
+            }
+        }
+        rows.push((addr, flags));
+    }
+    if problems.is_empty() {
+        Ok(rows)
+    } else {
+        let n = problems.len();
+        problems.truncate(20);
+        Err(format!(
+            "{}\nlistkeeper: {n} bad line(s); nothing was changed",
+            problems.join("\nlistkeeper: ")
+        ))
     }
 }
 
