@@ -217,6 +217,95 @@ async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::R
             }
             ".\n".to_string()
         }
+        "members" => {
+            // Like `list`, with each member's flags: `FLAGS ADDRESS` lines.
+            let mut after: Option<String> = None;
+            loop {
+                let (s, k, a) = (store.clone(), key.clone(), after.clone());
+                let batch =
+                    tokio::task::spawn_blocking(move || s.members_after(&k, a.as_deref(), CHUNK))
+                        .await
+                        .map_err(std::io::Error::other)?;
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => return w.write_all(format!("err {e}\n").as_bytes()).await,
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                let mut out = String::with_capacity(batch.len() * 36);
+                for m in &batch {
+                    out.push_str(&format!("{} {}\n", m.flags, m.address));
+                }
+                w.write_all(out.as_bytes()).await?;
+                after = batch.last().map(|m| m.key.clone());
+            }
+            ".\n".to_string()
+        }
+        "put" => {
+            // An import: `FLAGS ADDRESS` lines until `.` (the CLI checked them all before
+            // sending), applied in chunks; a bad line stops what follows it.
+            let mut total = AddOutcome::default();
+            let mut chunk: Vec<(Address, u64)> = Vec::with_capacity(CHUNK);
+            let mut error = None;
+            while let Some(line) = lines.next_line().await? {
+                if line == "." {
+                    break;
+                }
+                let parsed = line
+                    .split_once(' ')
+                    .and_then(|(f, a)| Some((Address::parse(a).ok()?, f.parse::<u64>().ok()?)));
+                match parsed {
+                    Some(row) => chunk.push(row),
+                    None => error = error.or(Some(format!("bad member line {line:?}"))),
+                }
+                if (chunk.len() >= CHUNK) && error.is_none() {
+                    match put(&store, &key, std::mem::take(&mut chunk)).await {
+                        Ok(o) => add(&mut total, o),
+                        Err(e) => error = Some(e.to_string()),
+                    }
+                }
+            }
+            if error.is_none() && !chunk.is_empty() {
+                match put(&store, &key, chunk).await {
+                    Ok(o) => add(&mut total, o),
+                    Err(e) => error = Some(e.to_string()),
+                }
+            }
+            match error {
+                Some(e) => format!("err {e}\n"),
+                None => {
+                    tracing::info!(list = %key, action = "import", added = total.changed, updated = total.unchanged, "members changed");
+                    format!("ok {} {}\n", total.changed, total.unchanged)
+                }
+            }
+        }
+        "set-flag" => {
+            // `set-flag LIST ADDRESS NAME on|off`
+            let mut words = args.split(' ');
+            let (address, name, on) = (
+                words.next().unwrap_or("").to_string(),
+                words.next().unwrap_or(""),
+                words.next() == Some("on"),
+            );
+            match crate::store::members::flag_by_name(name) {
+                None => format!("err unknown member setting {name:?}\n"),
+                Some(flag) => {
+                    let (s, k, a) = (store.clone(), key.clone(), address.clone());
+                    match tokio::task::spawn_blocking(move || set_flag(&s, &k, &a, flag, on))
+                        .await
+                        .map_err(std::io::Error::other)?
+                    {
+                        Ok(true) => {
+                            tracing::info!(list = %key, member = %address, setting = name, on, "member setting changed");
+                            "ok 1 0\n".to_string()
+                        }
+                        Ok(false) => format!("err {address} is not a member of {key}\n"),
+                        Err(e) => format!("err {e}\n"),
+                    }
+                }
+            }
+        }
         "count" => {
             let s = store.clone();
             match tokio::task::spawn_blocking(move || s.member_count(&key))
@@ -393,9 +482,36 @@ async fn handle(stream: tokio::net::UnixStream, ctx: Arc<Context>) -> std::io::R
     w.write_all(reply.as_bytes()).await
 }
 
+/// Switch a member setting; switching `disabled` off is `members enable` (the bounce score
+/// goes too, or the next bounce would disable the member again at once).
+pub fn set_flag(
+    store: &Store,
+    list: &str,
+    address: &str,
+    flag: u64,
+    on: bool,
+) -> Result<bool, StoreError> {
+    if flag == crate::store::members::FLAG_DISABLED && !on {
+        store.member_enable(list, address)
+    } else {
+        store.member_set_flag(list, address, flag, on)
+    }
+}
+
 fn add(total: &mut AddOutcome, o: AddOutcome) {
     total.changed += o.changed;
     total.unchanged += o.unchanged;
+}
+
+async fn put(
+    store: &Store,
+    list: &str,
+    rows: Vec<(Address, u64)>,
+) -> Result<AddOutcome, StoreError> {
+    let (store, list) = (store.clone(), list.to_string());
+    tokio::task::spawn_blocking(move || store.members_put(&list, &rows))
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
 }
 
 async fn apply(
@@ -506,6 +622,61 @@ impl ControlClient {
             }
         }
         Err("the server closed the control connection early".into())
+    }
+
+    /// Call `f` with each member of `list` and its flags.
+    pub fn members(
+        self,
+        list: &str,
+        f: &mut dyn FnMut(u64, &str) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let io = |e: std::io::Error| format!("control socket: {e}");
+        (&self.stream)
+            .write_all(format!("members {list}\n").as_bytes())
+            .map_err(io)?;
+        for line in BufReader::new(&self.stream).lines() {
+            let line = line.map_err(io)?;
+            if line == "." {
+                return Ok(());
+            }
+            if let Some(e) = line.strip_prefix("err ") {
+                return Err(e.to_string());
+            }
+            let Some((flags, address)) = line
+                .split_once(' ')
+                .and_then(|(n, a)| Some((n.parse::<u64>().ok()?, a)))
+            else {
+                return Err(format!("bad reply {line:?}"));
+            };
+            f(flags, address)?;
+        }
+        Err("the server closed the control connection early".into())
+    }
+
+    /// Import members with their flags (added, or their flags set); returns (added, updated).
+    pub fn put(self, list: &str, rows: &[(Address, u64)]) -> Result<AddOutcome, String> {
+        let mut w = std::io::BufWriter::new(&self.stream);
+        let io = |e: std::io::Error| format!("control socket: {e}");
+        writeln!(w, "put {list}").map_err(io)?;
+        for (a, f) in rows {
+            writeln!(w, "{f} {a}").map_err(io)?;
+        }
+        writeln!(w, ".").map_err(io)?;
+        w.flush().map_err(io)?;
+        drop(w);
+        let mut line = String::new();
+        BufReader::new(&self.stream)
+            .read_line(&mut line)
+            .map_err(io)?;
+        let line = line.trim_end();
+        if let Some(rest) = line.strip_prefix("ok ") {
+            let mut n = rest.split(' ').filter_map(|x| x.parse::<u64>().ok());
+            return Ok(AddOutcome {
+                changed: n.next().unwrap_or(0),
+                unchanged: n.next().unwrap_or(0),
+            });
+        }
+        Err(line.strip_prefix("err ").unwrap_or(line).to_string())
     }
 
     /// Open requests of `list`: lines `TOKEN KIND ADDRESS CREATED EXPIRES`.

@@ -417,3 +417,23 @@ async fn set_nomail_stops_delivery_after_confirmation() {
     assert!(out.contains("distributed to 2 member(s)"), "{out}");
     assert_eq!(w.mails_to("b@members.test").len(), before);
 }
+
+/// `help` names the moderators' commands: in full for a moderator or owner, as a pointer for
+/// everyone else.
+#[tokio::test]
+async fn help_tells_moderators_their_commands() {
+    let w = World::new("", &[]).await;
+    for (who, full) in [("boss@owners.test", true), ("someone@people.test", false)] {
+        w.mail(
+            who,
+            "dev-request@example.org",
+            &format!("From: {who}\r\nSubject: help"),
+            "",
+        )
+        .await;
+        let reply = w.last_to(who).replace("=\r\n", "");
+        assert_eq!(reply.contains("approve TOKEN"), full, "{who}: {reply}");
+        assert_eq!(reply.contains("discard TOKEN"), full, "{who}: {reply}");
+        assert!(reply.contains("oderators and owners"), "{who}: {reply}");
+    }
+}

@@ -87,6 +87,10 @@ pub fn run(cmd: HeldCommand) -> Result<(), String> {
                     .collect(),
             };
             let now = now_secs();
+            println!("{:<42} {:<10} {:>8}  FROM", "TOKEN", "STATE", "AGE");
+            if rows.is_empty() {
+                println!("(no posts are held on {key})");
+            }
             for r in rows {
                 let [token, state, received, _expires, sender, subject, reasons] = r.as_slice()
                 else {
@@ -96,10 +100,10 @@ pub fn run(cmd: HeldCommand) -> Result<(), String> {
                 // Sender, subject and reasons come from the post: escaped, so that they can
                 // neither add lines nor send escape sequences to the operator's terminal.
                 println!(
-                    "{}  {}  {}h ago  from {}",
+                    "{:<42} {:<10} {:>8}  {}",
                     esc(token),
                     esc(state),
-                    age / 3600,
+                    super::pending::span(age),
                     esc(sender)
                 );
                 println!("    subject: {}", esc(subject));

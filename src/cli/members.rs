@@ -11,6 +11,7 @@ use crate::address::Address;
 use crate::config::Config;
 use crate::control::ControlClient;
 use crate::registry::Registry;
+use crate::store::members::{flag_by_name, flag_names, FLAG_NAMES};
 use crate::store::{AddOutcome, Store};
 
 /// `members` subcommands.
@@ -29,7 +30,8 @@ pub enum MembersCommand {
         /// The member.
         address: String,
     },
-    /// Change a member's settings.
+    /// Change a member's settings (at least one).
+    #[command(group(clap::ArgGroup::new("setting").required(true).multiple(true).args(["moderated", "nomail", "disabled"])))]
     Set {
         #[command(flatten)]
         config: ConfigArg,
@@ -39,9 +41,41 @@ pub enum MembersCommand {
         address: String,
         /// Hold this member's posts for a moderator (on) or not (off).
         #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
-        moderated: String,
+        moderated: Option<String>,
+        /// Stay subscribed but receive no posts (on), or receive them again (off).
+        #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+        nomail: Option<String>,
+        /// Stop delivery as bounces would (on); off is `members enable` (the bounce score is
+        /// cleared too).
+        #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+        disabled: Option<String>,
     },
-    /// Print the members of a list, one address per line.
+    /// Write every member with its settings as CSV (`address,moderated,nomail,disabled`, a
+    /// header line, then `yes`/`no` per setting), for `members import`.
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The list.
+        list: String,
+        /// The format (only csv so far).
+        #[arg(long, value_parser = ["csv"], default_value = "csv")]
+        format: String,
+    },
+    /// Read what `members export` wrote: every member is added with exactly these settings
+    /// (members already there get them). Every line is checked before anything changes.
+    Import {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The list.
+        list: String,
+        /// The CSV file (`-` for standard input).
+        file: PathBuf,
+        /// The format (only csv so far).
+        #[arg(long, value_parser = ["csv"], default_value = "csv")]
+        format: String,
+    },
+    /// Print the members of a list, one a line: the address, then a tab and its settings
+    /// (moderated, nomail, disabled) when any is on.
     List {
         #[command(flatten)]
         config: ConfigArg,
@@ -58,11 +92,19 @@ pub struct Change {
     /// The list: `name@domain`, or the bare name when it is unique.
     list: String,
     /// Addresses to add or remove.
+    #[arg(required_unless_present = "file", value_parser = address_arg)]
     addresses: Vec<String>,
     /// Also read addresses from FILE, one a line (`-` for standard input; blank lines and
     /// lines starting with `#` are skipped).
     #[arg(short, long, value_name = "FILE")]
     file: Option<PathBuf>,
+}
+
+/// An address on the command line: a bad one is a usage error (exit 2), found by clap.
+pub(super) fn address_arg(a: &str) -> Result<String, String> {
+    Address::parse(a)
+        .map(|_| a.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Where member operations go.
@@ -149,35 +191,59 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
             list,
             address,
             moderated,
+            nomail,
+            disabled,
         } => {
             let config = load_config(&config.config)?;
             let key = resolve(&config, &list)?;
             let addr = Address::parse(&address).map_err(|e| format!("{address:?}: {e}"))?;
-            let on = moderated == "on";
-            match Backend::open(&config)? {
-                Backend::Remote(p) => {
-                    Backend::client(&p)?
-                        .request(&format!("set-moderated {key} {addr} {moderated}"))?;
-                }
-                Backend::Local(store) => {
-                    if !store
-                        .member_set_moderated(&key, &addr.to_string(), on)
-                        .map_err(|e| e.to_string())?
-                    {
-                        return Err(format!("{addr} is not a member of {key}"));
+            let changes: Vec<(&str, String)> = [
+                ("moderated", moderated),
+                ("nomail", nomail),
+                ("disabled", disabled),
+            ]
+            .into_iter()
+            .filter_map(|(n, v)| Some((n, v?)))
+            .collect();
+            let mut backend = Backend::open(&config)?;
+            for (name, value) in &changes {
+                let flag = flag_by_name(name).ok_or("unknown setting")?;
+                let on = value == "on";
+                let found = match &mut backend {
+                    Backend::Remote(p) => {
+                        Backend::client(p)?
+                            .request(&format!("set-flag {key} {addr} {name} {value}"))?;
+                        true
                     }
+                    Backend::Local(store) => {
+                        crate::control::set_flag(store, &key, &addr.to_string(), flag, on)
+                            .map_err(|e| e.to_string())?
+                    }
+                };
+                if !found {
+                    return Err(format!("{addr} is not a member of {key}"));
                 }
             }
-            println!("{key}: {addr}: moderated {moderated}");
+            let said: Vec<String> = changes.iter().map(|(n, v)| format!("{n} {v}")).collect();
+            println!("{key}: {addr}: {}", said.join(", "));
             Ok(())
         }
-        MembersCommand::List { config, list } => {
+        MembersCommand::Export { config, list, .. } => {
             let config = load_config(&config.config)?;
             let key = resolve(&config, &list)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
+            let names: Vec<&str> = FLAG_NAMES.iter().map(|(_, n)| *n).collect();
+            writeln!(out, "address,{}", names.join(",")).or_else(quiet_pipe)?;
+            let mut row = |flags: u64, address: &str| -> Result<(), String> {
+                let cells: Vec<&str> = FLAG_NAMES
+                    .iter()
+                    .map(|(f, _)| if flags & f != 0 { "yes" } else { "no" })
+                    .collect();
+                writeln!(out, "{address},{}", cells.join(",")).map_err(|e| e.to_string())
+            };
             match Backend::open_read(&config)? {
-                Backend::Remote(p) => Backend::client(&p)?.list(&key, &mut out)?,
+                Backend::Remote(p) => Backend::client(&p)?.members(&key, &mut row)?,
                 Backend::Local(store) => {
                     let mut after: Option<String> = None;
                     loop {
@@ -188,7 +254,67 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
                             break;
                         }
                         for m in &batch {
-                            if let Err(e) = writeln!(out, "{}", m.address) {
+                            row(m.flags, &m.address)?;
+                        }
+                        after = batch.last().map(|m| m.key.clone());
+                    }
+                }
+            }
+            out.flush().or_else(quiet_pipe)
+        }
+        MembersCommand::Import {
+            config, list, file, ..
+        } => {
+            let config = load_config(&config.config)?;
+            let key = resolve(&config, &list)?;
+            let rows = read_csv(&file)?;
+            let out = match Backend::open(&config)? {
+                Backend::Remote(p) => Backend::client(&p)?.put(&key, &rows)?,
+                Backend::Local(store) => {
+                    let mut total = AddOutcome::default();
+                    for chunk in rows.chunks(CHUNK) {
+                        let o = store.members_put(&key, chunk).map_err(|e| e.to_string())?;
+                        total.changed += o.changed;
+                        total.unchanged += o.unchanged;
+                    }
+                    total
+                }
+            };
+            println!(
+                "{key}: {} added, {} already members (settings set as imported)",
+                out.changed, out.unchanged
+            );
+            Ok(())
+        }
+        MembersCommand::List { config, list } => {
+            let config = load_config(&config.config)?;
+            let key = resolve(&config, &list)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            match Backend::open_read(&config)? {
+                Backend::Remote(p) => {
+                    let mut closed = false;
+                    Backend::client(&p)?.members(&key, &mut |flags, address| {
+                        if !closed {
+                            if let Err(e) = writeln!(out, "{}", member_line(flags, address)) {
+                                quiet_pipe(e)?;
+                                closed = true;
+                            }
+                        }
+                        Ok(())
+                    })?
+                }
+                Backend::Local(store) => {
+                    let mut after: Option<String> = None;
+                    loop {
+                        let batch = store
+                            .members_after(&key, after.as_deref(), 10_000)
+                            .map_err(|e| e.to_string())?;
+                        if batch.is_empty() {
+                            break;
+                        }
+                        for m in &batch {
+                            if let Err(e) = writeln!(out, "{}", member_line(m.flags, &m.address)) {
                                 return quiet_pipe(e);
                             }
                         }
@@ -198,6 +324,93 @@ pub fn run(cmd: MembersCommand) -> Result<(), String> {
             }
             out.flush().or_else(quiet_pipe)
         }
+    }
+}
+
+/// The rows of a CSV written by `members export`: its header names the columns (`address`
+/// and any of the settings, in any order); every line is checked first and each problem is
+/// named with its line, so nothing changes unless all are good.
+fn read_csv(file: &std::path::Path) -> Result<Vec<(Address, u64)>, String> {
+    let name = file.display().to_string();
+    let text = if file.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut t)
+            .map_err(|e| format!("<stdin>: {e}"))?;
+        t
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("{name}: {e}"))?
+    };
+    let mut lines = text.lines().enumerate();
+    let header: Vec<String> = lines
+        .next()
+        .map(|(_, h)| {
+            h.split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    let at = header.iter().position(|c| c == "address").ok_or_else(|| {
+        format!("{name}:1: the header has no `address` column (as `members export` writes it)")
+    })?;
+    let mut flags_at = Vec::new();
+    for (i, c) in header.iter().enumerate() {
+        if i == at {
+            continue;
+        }
+        let flag = flag_by_name(c).ok_or_else(|| format!("{name}:1: unknown column {c:?}"))?;
+        flags_at.push((i, flag));
+    }
+    let (mut rows, mut problems) = (Vec::new(), Vec::new());
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        if cells.len() != header.len() {
+            problems.push(format!(
+                "{name}:{}: {} columns, the header has {}",
+                i + 1,
+                cells.len(),
+                header.len()
+            ));
+            continue;
+        }
+        let addr = match Address::parse(cells[at]) {
+            Ok(a) => a,
+            Err(e) => {
+                problems.push(format!("{name}:{}: {:?}: {e}", i + 1, cells[at]));
+                continue;
+            }
+        };
+        let mut flags = 0;
+        for (c, flag) in &flags_at {
+            match cells[*c].to_ascii_lowercase().as_str() {
+                "yes" | "true" | "1" | "on" => flags |= flag,
+                "no" | "false" | "0" | "off" | "" => {}
+                other => problems.push(format!("{name}:{}: {other:?} is not yes or no", i + 1)),
+            }
+        }
+        rows.push((addr, flags));
+    }
+    if problems.is_empty() {
+        Ok(rows)
+    } else {
+        let n = problems.len();
+        problems.truncate(20);
+        Err(format!(
+            "{}\nlistkeeper: {n} bad line(s); nothing was changed",
+            problems.join("\nlistkeeper: ")
+        ))
+    }
+}
+
+/// A line of `members list`: the address, then a tab and its settings when any is on.
+fn member_line(flags: u64, address: &str) -> String {
+    let names = flag_names(flags);
+    if names.is_empty() {
+        address.to_string()
+    } else {
+        format!("{address}\t{}", names.join(","))
     }
 }
 
@@ -230,7 +443,7 @@ fn change(verb: &str, c: Change) -> Result<(), String> {
     let key = resolve(&config, &c.list)?;
     let source = Addresses::open(&c.addresses, c.file.as_deref())?;
     if source.validate()? == 0 {
-        return Err("no addresses given (as arguments or with --file)".into());
+        return Err("no addresses given: the file has none".into());
     }
     let out: AddOutcome = match Backend::open(&config)? {
         Backend::Remote(p) => {

@@ -49,7 +49,14 @@ enum Command {
     /// server.control_socket.
     Serve(ConfigArg),
     /// Validate the global file and every list file; exit 1 on any error.
-    Check(ConfigArg),
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Check the global file only (what must hold for the server to start; a broken list
+        /// file disables only its list).
+        #[arg(long)]
+        global_only: bool,
+    },
     /// Ask the running server for its lists, sessions in flight and counters.
     Status(ConfigArg),
     /// Show the configured lists, their state and member counts.
@@ -91,7 +98,10 @@ pub fn init_logging(verbose: u8) {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(c) => serve::run(&c.config),
-        Command::Check(c) => check::run(&c.config),
+        Command::Check {
+            config,
+            global_only,
+        } => check::run(&config.config, global_only),
         Command::Lists(c) => lists::run(&c.config),
         Command::Status(c) => status::run(&c.config),
         Command::Members(m) => members::run(m),

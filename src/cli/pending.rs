@@ -129,11 +129,26 @@ fn decide(
     }
 }
 
-/// "3d", "5h", "12m".
-fn span(secs: u64) -> String {
-    match secs {
-        s if s >= 86_400 => format!("{}d", s / 86_400),
-        s if s >= 3600 => format!("{}h", s / 3600),
-        s => format!("{}m", s / 60),
+/// A duration as a person reads it, truncated to its two largest units: "2d 23h", "5h 10m",
+/// "12m" (a fresh 3-day token has "2d 23h" left, not "2d").
+pub(super) fn span(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m"),
+        (0, h) => format!("{h}h {m}m"),
+        (d, h) => format!("{d}d {h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::span;
+
+    #[test]
+    fn spans_keep_two_units() {
+        assert_eq!(span(3 * 86_400 - 1), "2d 23h");
+        assert_eq!(span(3 * 86_400), "3d 0h");
+        assert_eq!(span(5 * 3600 + 600), "5h 10m");
+        assert_eq!(span(59), "0m");
     }
 }

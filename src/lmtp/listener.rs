@@ -83,7 +83,8 @@ fn bind_unix_private(
     let bound = (|| {
         let l = std::os::unix::net::UnixListener::bind(&inner)?;
         if access.owner.is_some() || access.group.is_some() {
-            std::os::unix::fs::chown(&inner, access.owner, access.group)?;
+            std::os::unix::fs::chown(&inner, access.owner, access.group)
+                .map_err(|e| chown_error(e, access))?;
         }
         std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(access.mode))?;
         std::fs::rename(&inner, path)?;
@@ -94,6 +95,47 @@ fn bind_unix_private(
     }
     let _ = std::fs::remove_dir(&private);
     bound
+}
+
+/// The failed owner or group change, said as such: the bare `Operation not permitted` read as
+/// if listening itself had failed.
+fn chown_error(e: std::io::Error, access: SocketAccess) -> std::io::Error {
+    let mut what = Vec::new();
+    if let Some(u) = access.owner {
+        what.push(format!(
+            "owner {} (server.lmtp_socket_owner; giving a socket to another user needs root)",
+            id_name("/etc/passwd", u)
+        ));
+    }
+    if let Some(g) = access.group {
+        let name = id_name("/etc/group", g);
+        what.push(format!(
+            "group {name} (server.lmtp_socket_group; the server's user must be a member of it, e.g. `usermod -aG {} USER` or SupplementaryGroups= in the systemd unit)",
+            name.split(' ').next().unwrap_or(&name)
+        ));
+    }
+    std::io::Error::new(
+        e.kind(),
+        format!(
+            "cannot give the socket to {} (chown/chgrp failed: {e})",
+            what.join(" and ")
+        ),
+    )
+}
+
+/// "NAME (ID)" from a passwd- or group-style file, else the id alone (only for messages).
+fn id_name(file: &str, id: u32) -> String {
+    let name = std::fs::read_to_string(file).ok().and_then(|text| {
+        text.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)?.parse::<u32>().ok()? == id).then(|| name.to_string())
+        })
+    });
+    match name {
+        Some(n) => format!("{n} ({id})"),
+        None => id.to_string(),
+    }
 }
 
 /// Remove `path` if it is a socket nobody answers on; refuse to touch anything else.

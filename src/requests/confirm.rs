@@ -177,7 +177,13 @@ impl Run<'_> {
             self.authenticated = true;
         }
         let p = match done {
-            Completion::Done(p) => p,
+            Completion::Done(p) => {
+                // The token reached p.address and came back: that address reads our mail,
+                // so what it was sent this hour no longer counts against its cap.
+                let (store, key, a) = (self.ctx.store.clone(), l.key(), p.address.clone());
+                blocking(move || store.rate_proven(&key, &a, now)).await?;
+                p
+            }
             Completion::AlreadyUsed(p) => return Ok(format!("This request ({} for {}) was already confirmed; nothing more to do.", p.kind.name(), p.address)),
             Completion::Expired(_) => {
                 return Ok("This confirmation has expired. Please send your request again to get a new one.".into())

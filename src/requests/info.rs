@@ -66,9 +66,22 @@ impl Run<'_> {
     }
 }
 
-/// The answer to `help`.
-pub fn help_text(list: &ListConfig) -> String {
+/// The answer to `help`; a moderator or owner (`for_moderator`) also gets their commands,
+/// everyone else a line saying they exist.
+pub fn help_text(list: &ListConfig, for_moderator: bool) -> String {
     let req = list.role_address("-request");
+    let moderators = if for_moderator {
+        "\n\nFor moderators and owners (TOKEN is in the notice you were sent; replying to the\
+         \nnotice approves it):\
+         \n  approve TOKEN          distribute a held post, or accept a subscription waiting for the owners\
+         \n  reject TOKEN REASON    refuse it; the poster or subscriber is told the reason\
+         \n  discard TOKEN          drop a held post without telling the poster"
+            .to_string()
+    } else {
+        "\n\nModerators and owners have commands to decide on held posts and subscriptions:\
+         \nthey get them when they send `help` from their own address."
+            .to_string()
+    };
     format!(
         "Commands for {list}, sent to {req} in the subject or the body (one per line):\n\
          \n  join             subscribe the address you write from (you will be asked to confirm)\
@@ -79,6 +92,7 @@ pub fn help_text(list: &ListConfig) -> String {
          \n  who              the member roster, where the list allows it\
          \n  help             this text\
          \n  end              stop reading here (a signature after \"-- \" is ignored too)\
+         {moderators}\
          \n\nYou can also write to {join} to join and to {leave} to leave. The owners are at {owner}.",
         list = list.key(),
         join = list.role_address("-join"),

@@ -377,7 +377,11 @@ impl<'a> Run<'a> {
                 Some(s) => s,
                 None => "No held post with this token is waiting on this list.".into(),
             },
-            Command::Help => help_text(self.list),
+            Command::Help => help_text(
+                self.list,
+                crate::pipeline::hold::is_moderator(self.list, &self.sender)
+                    || self.list.owners.iter().any(|o| o.key() == self.sender.key()),
+            ),
             Command::Info => self.info(),
             Command::Who => self.who().await?,
         })

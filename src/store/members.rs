@@ -18,6 +18,28 @@ pub const FLAG_MODERATED: u64 = 2;
 /// Member flag: delivery disabled because the address keeps bouncing.
 pub const FLAG_DISABLED: u64 = 4;
 
+/// The member settings by name, as the CLI shows and sets them (`members list`, `members set`,
+/// export and import).
+pub const FLAG_NAMES: [(u64, &str); 3] = [
+    (FLAG_MODERATED, "moderated"),
+    (FLAG_NOMAIL, "nomail"),
+    (FLAG_DISABLED, "disabled"),
+];
+
+/// The names of the settings in `flags`, in [`FLAG_NAMES`] order.
+pub fn flag_names(flags: u64) -> Vec<&'static str> {
+    FLAG_NAMES
+        .iter()
+        .filter(|(f, _)| flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+/// The flag called `name` (see [`FLAG_NAMES`]).
+pub fn flag_by_name(name: &str) -> Option<u64> {
+    FLAG_NAMES.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
+}
+
 pub(super) fn init(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(MEMBERS)?;
     Ok(())
@@ -72,6 +94,65 @@ impl Store {
             let mut t = txn.open_table(MEMBERS)?;
             for a in addrs {
                 if t.remove((list, a.key().as_str()))?.is_some() {
+                    out.changed += 1;
+                } else {
+                    out.unchanged += 1;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(out)
+    }
+
+    /// Switch `flag` on or off for the member `address` of `list`; false when it is no member.
+    pub fn member_set_flag(
+        &self,
+        list: &str,
+        address: &str,
+        flag: u64,
+        on: bool,
+    ) -> Result<bool, StoreError> {
+        let key = address.to_lowercase();
+        let txn = self.write()?;
+        let found = {
+            let mut t = txn.open_table(MEMBERS)?;
+            let current = t.get((list, key.as_str()))?.map(|v| {
+                let (flags, a) = v.value();
+                (flags, a.to_string())
+            });
+            match current {
+                Some((flags, a)) => {
+                    let flags = if on { flags | flag } else { flags & !flag };
+                    t.insert((list, key.as_str()), (flags, a.as_str()))?;
+                    true
+                }
+                None => false,
+            }
+        };
+        txn.commit()?;
+        Ok(found)
+    }
+
+    /// Put members with exactly the given flags into `list` in one durable transaction (an
+    /// import): new addresses are added, members already there get these flags. `changed`
+    /// counts the added ones.
+    pub fn members_put(
+        &self,
+        list: &str,
+        members: &[(Address, u64)],
+    ) -> Result<AddOutcome, StoreError> {
+        let txn = self.write()?;
+        let mut out = AddOutcome::default();
+        {
+            let mut t = txn.open_table(MEMBERS)?;
+            for (addr, flags) in members {
+                let key = addr.key();
+                let old = t
+                    .get((list, key.as_str()))?
+                    .map(|v| v.value().1.to_string());
+                let shown = old.clone().unwrap_or_else(|| addr.to_string());
+                t.insert((list, key.as_str()), (*flags, shown.as_str()))?;
+                if old.is_none() {
                     out.changed += 1;
                 } else {
                     out.unchanged += 1;

@@ -1,6 +1,13 @@
 //! Hourly caps on the mail that requests make listkeeper send (confirmations, replies,
 //! acknowledgements): per address and per list, so a forged sender costs a bounded number of
 //! mails to its victim.
+//!
+//! What an address's count means: mails it was sent since it last proved that it reads them.
+//! Completing a token (which only the mail to that address carried) is that proof, and clears
+//! the address's count for the hour ([`Store::rate_proven`]); the list-wide counts are never
+//! cleared. So a person who asks and confirms (help, join, confirm, leave, confirm, ...) never
+//! meets the cap, while a forged sender, whose victim answers nothing, still gets at most
+//! `per_address_per_hour` mails sent to it.
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
@@ -95,6 +102,19 @@ impl Store {
     }
 }
 
+impl Store {
+    /// `address` completed a token of `list` at `now`: it reads what it is sent, so the mails
+    /// counted to it this hour stop counting (the list-wide counts stay).
+    pub fn rate_proven(&self, list: &str, address: &str, now: u64) -> Result<(), StoreError> {
+        let akey = address.to_lowercase();
+        let txn = self.write()?;
+        txn.open_table(RATE)?
+            .remove((now / 3600, list, akey.as_str()))?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +165,22 @@ mod tests {
         assert!(
             !more.expect("rate"),
             "a@ had a reply and a confirmation: its cap of 2"
+        );
+    }
+
+    #[test]
+    fn a_proven_address_starts_again_and_the_list_count_stays() {
+        let dir = crate::store::test_dir();
+        let s = Store::open(dir.path(), 1 << 20).expect("open");
+        let now = 3600 * 9;
+        assert!(s.rate_allow("dev", "a@x.org", now, 1, 3).expect("rate"));
+        assert!(!s.rate_allow("dev", "a@x.org", now, 1, 3).expect("rate"));
+        s.rate_proven("dev", "A@x.org", now).expect("proven");
+        assert!(s.rate_allow("dev", "a@x.org", now, 1, 3).expect("rate"));
+        assert!(s.rate_allow("dev", "b@x.org", now, 1, 3).expect("rate"));
+        assert!(
+            !s.rate_allow("dev", "c@x.org", now, 1, 3).expect("rate"),
+            "the list's count was not cleared"
         );
     }
 }

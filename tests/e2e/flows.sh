@@ -39,7 +39,8 @@ maildir_size() { mailtool count --base "$MAILBASE" --user "$1"; }
 is_member() {
     local out
     out="$("$BIN" members list --config "$LKCONF" "$1")" || fail "members list $1 failed"
-    grep -qixF -- "$2" <<<"$out"
+    # one member a line: the address, then a tab and its settings when any is on
+    cut -f1 <<<"$out" | grep -qixF -- "$2"
 }
 # send_mail ENVELOPE_SENDER TO SUBJECT BODY MESSAGE_ID [send options]
 send_mail() {

@@ -209,3 +209,69 @@ async fn one_mail_sends_one_confirmation_and_every_mail_counts() {
     assert!(!w.is_member("club@example.org", "victim@people.test"));
     assert!(w.mails_to("evil@outside.test").is_empty());
 }
+
+/// A person using the list as intended (help, join, confirm, leave, confirm, join again,
+/// set nomail, ...) never meets the hourly cap: each completed token proves the address reads
+/// what it is sent, so the mails counted before it stop counting. Every step is answered.
+#[tokio::test]
+async fn normal_use_never_meets_the_cap() {
+    let w = World::new("", &[("club", CLUB)]).await;
+    const ME: &str = "me@people.test";
+    async fn request(w: &World, subject: &str) {
+        let out = w
+            .mail(
+                ME,
+                "club-request@example.org",
+                &format!("From: {ME}\r\nSubject: {subject}"),
+                "",
+            )
+            .await;
+        assert!(out.starts_with("250 "), "{out}");
+    }
+    // Reply to the last confirmation request.
+    async fn confirm(w: &World) {
+        let mails = w.mails_to(ME);
+        let conf = mails
+            .iter()
+            .rev()
+            .find(|m| header(m, "Reply-To").is_some_and(|r| r.contains("-confirm+")))
+            .unwrap_or_else(|| panic!("no confirmation in {mails:#?}"));
+        let token = token_of(conf);
+        let out = w
+            .mail(
+                ME,
+                &format!("club-confirm+{token}@example.org"),
+                &format!("From: {ME}\r\nSubject: Re: confirm"),
+                "",
+            )
+            .await;
+        assert!(out.starts_with("250 "), "{out}");
+    }
+    let mut expected = 0;
+    let mut step = |n: usize, what: &str| {
+        expected += n;
+        assert_eq!(w.mails_to(ME).len(), expected, "after {what}");
+    };
+    request(&w, "help").await;
+    step(1, "help");
+    for round in 0..3 {
+        request(&w, "join").await;
+        step(2, "join: a confirmation and a reply");
+        confirm(&w).await;
+        step(1, "confirming the join: the welcome");
+        assert!(w.is_member("club@example.org", ME), "round {round}");
+        request(&w, "set nomail on").await;
+        step(2, "set nomail");
+        confirm(&w).await;
+        step(1, "confirming nomail: the reply");
+        request(&w, "info").await;
+        step(1, "info");
+        request(&w, "leave").await;
+        step(2, "leave");
+        confirm(&w).await;
+        step(1, "confirming the leave: the goodbye");
+        assert!(!w.is_member("club@example.org", ME), "round {round}");
+    }
+    request(&w, "help").await;
+    step(1, "help at the end");
+}

@@ -143,8 +143,8 @@ fn cli_listings_escape_what_posts_and_requests_put_there() {
         !held.contains(['\u{1b}', '\r', '\u{7}', '\u{85}']),
         "{held:?}"
     );
-    assert_eq!(held.lines().count(), 3, "{held}");
-    assert!(held.contains("from p@people.test\\x1b[8m\n"), "{held}");
+    assert_eq!(held.lines().count(), 4, "the header and one post: {held}");
+    assert!(held.contains("  p@people.test\\x1b[8m\n"), "{held}");
     assert!(
         held.contains("    subject: hi\\x1b]0;owned\\x07\\n    why: nothing\\u{85}\n"),
         "{held}"

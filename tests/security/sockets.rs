@@ -150,3 +150,95 @@ fn the_service_runs_as_an_unprivileged_user_without_capabilities() {
     assert_eq!(value("AmbientCapabilities"), Some(""));
     assert_eq!(value("ProtectSystem"), Some("strict"));
 }
+
+/// The unit's check before start passes with a broken list file (that list is disabled, the
+/// rest is served) and stops the start only for a broken global file.
+#[test]
+fn a_broken_list_file_does_not_keep_the_service_from_starting() {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/listkeeper.service"),
+    )
+    .expect("unit");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("lists.d")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("lists.d/broken.toml"),
+        "address = \"broken@example.org\"\ncolour = \"red\"\n",
+    )
+    .expect("write");
+    let config = dir.path().join("listkeeper.toml");
+    let good = "[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\ndata_dir = \"data\"\n";
+    std::fs::write(&config, good).expect("write");
+    let pre: Vec<String> = unit
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ExecStartPre="))
+        .map(|cmd| {
+            cmd.replace(
+                "/usr/local/bin/listkeeper",
+                env!("CARGO_BIN_EXE_listkeeper"),
+            )
+            .replace("/etc/listkeeper/listkeeper.toml", &config.to_string_lossy())
+        })
+        .collect();
+    let run_all = || {
+        pre.iter().all(|cmd| {
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            std::process::Command::new(words[0])
+                .args(&words[1..])
+                .output()
+                .expect("run")
+                .status
+                .success()
+        })
+    };
+    assert!(run_all(), "{pre:?} refused a broken list file");
+    std::fs::write(&config, format!("{good}colour = \"red\"\n")).expect("write");
+    assert!(
+        pre.is_empty() || !run_all(),
+        "{pre:?} let a broken global file pass"
+    );
+}
+
+/// A server whose user is outside `lmtp_socket_group` says that the group change failed and
+/// names the group, not a bare `Operation not permitted` on listening. Needs root, to run the
+/// server as `nobody` (who is in no group of root's).
+#[test]
+fn a_group_the_server_is_not_in_is_named() {
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("lists.d")).expect("mkdir");
+    let config = dir.path().join("listkeeper.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlmtp_listen = [\"unix:lmtp.sock\"]\nlmtp_socket_group = \"root\"\ndata_dir = \"data\"\n[reinject]\ntarget = \"127.0.0.1:9\"\n",
+    )
+    .expect("write");
+    for p in [dir.path(), &dir.path().join("lists.d"), &config] {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).expect("chown");
+    }
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_listkeeper"));
+    cmd.args(["serve", "--config"]).arg(&config);
+    // SAFETY: setgroups, setgid and setuid are async-signal-safe. Root's supplementary groups
+    // (group 0 among them) go before the ids change, so the server is outside group root.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setgid(65534) == 0
+                && libc::setuid(65534) == 0
+            {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = cmd.output().expect("serve as nobody");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("chown/chgrp failed"), "{err}");
+    assert!(err.contains("group root (0)"), "{err}");
+    assert!(err.contains("server.lmtp_socket_group"), "{err}");
+}
